@@ -1,0 +1,19 @@
+"""The machine-unlearning engine: datasets, forget specs, models, training, metrics, checkpoints.
+
+The app uses the engine only through the names exported here. Nothing in the engine imports streamlit.
+"""
+from engine.checkpoints import (CheckpointError, load_checkpoint, load_state_file, read_sidecar, save_checkpoint,
+                                versions, write_json_atomic)
+from engine.data import DATASET_NAMES, ImageDataset, augment, load_dataset, to_float
+from engine.evaluation import Evaluation, SplitOutputs, evaluate, evaluate_outputs, split_outputs
+from engine.metrics import GAP_KEYS, accuracy, avg_gap, confusion_matrix, mean_and_std, per_class_accuracy
+from engine.models import ARCHITECTURES, ModelSpec, build_model, spec_for
+from engine.privacy import mia_efficacy, true_label_confidence
+from engine.progress import Progress, ProgressCallback, RunCancelled, RunDiverged, StopCheck
+from engine.references import (find_reference, load_original, original_path, reference_path, retrain,
+                               train_and_save, train_from_scratch)
+from engine.splits import DataSplit, ForgetSpec, make_split, training_indices, validation_indices
+from engine.training import (RECIPES, Outputs, TrainRecipe, device_name, place, predict, resolve_device,
+                             seed_everything, train_model)
+
+__all__ = [name for name in dir() if not name.startswith("_")]
