@@ -62,7 +62,12 @@ class ImageDataset:
         return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
 
 
-def _make(name, classes, train_x, train_y, test_x, test_y, *, hflip, validation_size, source) -> ImageDataset:
+def from_arrays(name: str, classes, train_x, train_y, test_x, test_y, *, hflip: bool = False,
+                validation_size: int = 0, source: str = "arrays") -> ImageDataset:
+    """Build an `ImageDataset` from numpy arrays: images (N, H, W), (N, C, H, W) or (N, H, W, C) uint8.
+
+    Use it to bring your own data, or for small fixtures in tests.
+    """
     def as_nchw(images: np.ndarray) -> torch.Tensor:
         images = np.asarray(images, dtype=np.uint8)
         if images.ndim == 3:
@@ -82,13 +87,16 @@ def _make(name, classes, train_x, train_y, test_x, test_y, *, hflip, validation_
         mean=mean, std=std, hflip=hflip, validation_size=validation_size, source=source)
 
 
+_make = from_arrays  # old private name, kept for callers written against it
+
+
 # ---------------------------------------------------------------------------------------------- loaders
 def _load_fashion_mini(root: Path | None, download: bool) -> ImageDataset:
     if not FASHION_MINI_PATH.is_file():
         raise FileNotFoundError(f"embedded dataset missing: {FASHION_MINI_PATH} "
                                 "(rebuild: python -m scripts.build_fashion_mini)")
     with np.load(FASHION_MINI_PATH, allow_pickle=False) as arrays:
-        return _make("fashion-mini", FASHION_CLASSES, arrays["train_images"], arrays["train_labels"],
+        return from_arrays("fashion-mini", FASHION_CLASSES, arrays["train_images"], arrays["train_labels"],
                      arrays["test_images"], arrays["test_labels"], hflip=True, validation_size=2000,
                      source=f"{FASHION_MINI_PATH.name} (stratified Fashion-MNIST subset)")
 
@@ -109,7 +117,7 @@ def _load_idx_dataset(name: str, torchvision_folder: str, classes, extra_dirs: l
     for folder in candidates:
         arrays = _read_idx_folder(folder)
         if arrays is not None:
-            return _make(name, classes, *arrays, hflip=hflip, validation_size=5000, source=str(folder))
+            return from_arrays(name, classes, *arrays, hflip=hflip, validation_size=5000, source=str(folder))
     if download:
         import torchvision.datasets as tvd
         getattr(tvd, torchvision_folder)(str(root), train=True, download=True)
@@ -171,7 +179,7 @@ def _load_cifar(name: str, root: Path, download: bool) -> ImageDataset:
     if not ten and meta.is_file():
         with open(meta, "rb") as handle:
             classes = tuple(_NumpyOnlyUnpickler(handle, encoding="latin1").load()["fine_label_names"])
-    return _make(name, classes, np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
+    return from_arrays(name, classes, np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
                  test_x, test_y, hflip=True, validation_size=5000, source=str(folder))
 
 
@@ -194,7 +202,7 @@ def _load_svhn(root: Path, download: bool) -> ImageDataset:
 
     train_x, train_y = read(files["train"])
     test_x, test_y = read(files["test"])
-    return _make("svhn", tuple(str(d) for d in range(10)), train_x, train_y, test_x, test_y, hflip=False,
+    return from_arrays("svhn", tuple(str(d) for d in range(10)), train_x, train_y, test_x, test_y, hflip=False,
                  validation_size=5000, source=str(root))
 
 
