@@ -17,6 +17,9 @@ from engine.training import (RECIPES, Outputs, TrainRecipe, device_name, place, 
                              seed_everything, train_model)
 
 # --- unlearning methods (issue 3): the methods helper edits only this section
+from engine import runs
+from engine.methods import METHODS, ConfigField, MethodConfig, MethodInfo, UnlearnResult, config_fields, make_config
+from engine.unlearning import RunOutcome, reference_scores_for, run_unlearning
 # --- end unlearning methods
 
 # --- insights (issue 4): the insights helper edits only this section

@@ -1,0 +1,96 @@
+"""The run API: unlearn with a registered method, evaluate, compare with Retrain, build the run record.
+
+    outcome = run_unlearning("wsscl", model, dataset, split, device=torch.device("cpu"), seed=0)
+    outcome.evaluation.UA, outcome.avg_gap, outcome.record["seconds"]
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+import torch
+from torch import nn
+
+from engine.checkpoints import now, read_sidecar, versions
+from engine.data import ImageDataset
+from engine.evaluation import Evaluation, evaluate
+from engine.methods import METHODS, make_config
+from engine.methods.common import MethodConfig, UnlearnResult
+from engine.metrics import GAP_KEYS, avg_gap
+from engine.progress import ProgressCallback, StopCheck
+from engine.splits import DataSplit
+from engine.training import device_name
+
+
+@dataclass(frozen=True, eq=False)
+class RunOutcome:
+    result: UnlearnResult
+    evaluation: Evaluation
+    reference_scores: Optional[dict]    # Retrain's UA/RA/TA/MIA under the same split, when known
+    avg_gap: Optional[float]
+    record: dict                        # JSON-able: what `engine.runs.save_run` writes beside the checkpoint
+
+
+def reference_scores_for(dataset: ImageDataset, split: DataSplit, reference=None, *,
+                         device: torch.device) -> Optional[dict]:
+    """Retrain scores from: a dict of scores, a Retrain model, a checkpoint path, or the shipped reference."""
+    if reference is None:
+        from engine.references import find_reference
+
+        path = find_reference(dataset.name, split.spec) if split.spec is not None else None
+        if path is None:
+            return None
+        metrics = read_sidecar(path).get("metrics", {})
+        return {k: float(metrics[k]) for k in GAP_KEYS} if all(k in metrics for k in GAP_KEYS) else None
+    if isinstance(reference, Mapping):
+        return {k: float(reference[k]) for k in GAP_KEYS}
+    if isinstance(reference, (str, Path)):
+        from engine.checkpoints import load_checkpoint
+
+        reference, _ = load_checkpoint(reference, device=device)
+    if isinstance(reference, nn.Module):
+        return evaluate(reference, dataset, split, device=device).scores()
+    raise ValueError(f"reference must be scores, a model or a checkpoint path, not {type(reference).__name__}")
+
+
+def run_record(result: UnlearnResult, evaluation: Evaluation, dataset: ImageDataset, split: DataSplit, *,
+               device: torch.device, reference: Optional[dict], gap: Optional[float], split_seed: int = 0,
+               status: str = "finished") -> dict:
+    return {"kind": "unlearned", "status": status, "method": result.method, "label": METHODS[result.method].label,
+            "config": result.config, "seed": result.seed, "dataset": dataset.name, "split_seed": split_seed,
+            "forget": split.spec.to_dict() if split.spec is not None else None, "split": split.summary(),
+            "metrics": evaluation.to_dict(reference), "reference": reference, "avg_gap": gap,
+            "seconds": result.seconds, "device": device_name(device), "created": now(), "versions": versions()}
+
+
+def run_unlearning(method_name: str, model: nn.Module, dataset: ImageDataset, split: DataSplit,
+                   config: MethodConfig | dict | None = None, *, device: torch.device | str, seed: int = 0,
+                   on_progress: Optional[ProgressCallback] = None, should_stop: Optional[StopCheck] = None,
+                   reference=None, split_seed: int = 0) -> RunOutcome:
+    """Unlearn ``split.forget`` from ``model`` with a registered method, then evaluate it.
+
+    Args:
+        method_name: a key of ``engine.METHODS``.
+        config: the method's config, a dict of overrides, or None for the tuned defaults.
+        reference: Retrain scores (dict), a Retrain model or checkpoint path; None looks for a shipped one.
+
+    Returns:
+        A `RunOutcome` (the input ``model`` is unchanged).
+    """
+    if method_name not in METHODS:
+        raise ValueError(f"unknown method {method_name!r}; choose one of {', '.join(METHODS)}")
+    if config is None or isinstance(config, Mapping):
+        config = make_config(method_name, **dict(config or {}))
+    elif not isinstance(config, METHODS[method_name].config_class):
+        raise ValueError(f"{method_name} needs a {METHODS[method_name].config_class.__name__}, "
+                         f"got {type(config).__name__}")
+    device = torch.device(device)
+    result = METHODS[method_name].unlearn(model, dataset, split, config, device=device, seed=seed,
+                                          on_progress=on_progress, should_stop=should_stop)
+    evaluation = evaluate(result.model, dataset, split, device=device)
+    scores = reference_scores_for(dataset, split, reference, device=device)
+    gap = avg_gap(evaluation.scores(), scores) if scores is not None else None
+    record = run_record(result, evaluation, dataset, split, device=device, reference=scores, gap=gap,
+                        split_seed=split_seed)
+    return RunOutcome(result=result, evaluation=evaluation, reference_scores=scores, avg_gap=gap, record=record)
