@@ -1,0 +1,193 @@
+"""Plotly figures from plain arrays and dicts. No engine, no streamlit: the same figures go into the app
+and into the exported HTML report.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+COLORS = {"original": "#8c8c8c", "unlearned": "#1f6feb", "retrain": "#e8590c", "forget": "#d6336c",
+          "retain": "#adb5bd"}
+METRIC_HELP = {
+    "UA": ("UA · unlearning accuracy", "100 − accuracy on the forget set. Higher = more forgotten. "
+           "(Some tools call the forget-set accuracy itself “UA”; here it is 100 minus it.)"),
+    "RA": ("RA · retain accuracy", "Accuracy on the data the model keeps. Higher = utility preserved."),
+    "TA": ("TA · test accuracy", "Accuracy on unseen test images of the kept classes. Higher = generalisation kept."),
+    "MIA": ("MIA-Efficacy", "Share of forget samples a membership-inference attack calls “not in training”. "
+            "Higher = more forgotten."),
+}
+_LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), font=dict(size=12), template="plotly_white")
+
+
+def gauge(metric: str, value: float, reference: Optional[float], original: Optional[float]) -> go.Figure:
+    """One metric as a gauge: the needle is the run, the delta is against Retrain, the tick is the original."""
+    title = METRIC_HELP.get(metric, (metric, ""))[0]
+    indicator = dict(mode="gauge+number", value=float(value), number={"suffix": " %", "valueformat": ".1f"},
+                     title={"text": title, "font": {"size": 14}},
+                     gauge={"axis": {"range": [0, 100]}, "bar": {"color": COLORS["unlearned"]},
+                            "steps": [{"range": [0, 100], "color": "#f1f3f5"}]})
+    if reference is not None and np.isfinite(reference):
+        indicator["mode"] = "gauge+number+delta"
+        indicator["delta"] = {"reference": float(reference), "valueformat": ".1f", "suffix": " vs Retrain",
+                              "increasing": {"color": "#495057"}, "decreasing": {"color": "#495057"}}
+        indicator["gauge"]["threshold"] = {"line": {"color": COLORS["retrain"], "width": 4}, "thickness": 0.85,
+                                           "value": float(reference)}
+    if original is not None and np.isfinite(original):
+        indicator["gauge"]["steps"] = [{"range": [0, float(original)], "color": "#e9ecef"},
+                                       {"range": [float(original), 100], "color": "#f8f9fa"}]
+    fig = go.Figure(go.Indicator(**indicator))
+    fig.update_layout(height=210, margin=dict(l=25, r=25, t=50, b=5))
+    return fig
+
+
+def per_class_bars(class_names: Sequence[str], series: dict[str, Sequence[float]],
+                   forgotten: Sequence[int] = ()) -> go.Figure:
+    fig = go.Figure()
+    for name, values in series.items():
+        fig.add_bar(name=name, x=list(class_names), y=[None if v is None else float(v) for v in values],
+                    marker_color=COLORS.get(name.lower().split()[0], None))
+    for c in forgotten:
+        fig.add_vrect(x0=c - 0.5, x1=c + 0.5, fillcolor=COLORS["forget"], opacity=0.08, line_width=0)
+    fig.update_layout(barmode="group", yaxis=dict(title="test accuracy (%)", range=[0, 100]), height=320,
+                      legend=dict(orientation="h", y=1.12), **_LAYOUT)
+    return fig
+
+
+def confusion(matrix: np.ndarray, class_names: Sequence[str], title: str = "") -> go.Figure:
+    matrix = np.asarray(matrix, dtype=float)
+    rows = matrix.sum(1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0) * 100
+    fig = go.Figure(go.Heatmap(z=share, x=list(class_names), y=list(class_names), colorscale="Blues", zmin=0,
+                               zmax=100, text=matrix.astype(int), texttemplate="%{text}",
+                               hovertemplate="true %{y}<br>predicted %{x}<br>%{z:.1f} % of the row<extra></extra>",
+                               colorbar=dict(title="%")))
+    fig.update_layout(title=title, xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
+                      height=420, **_LAYOUT)
+    return fig
+
+
+def loss_curves(history: list) -> go.Figure:
+    """Live losses from the job history: [(elapsed, stage, {metric: value}, epoch), ...]."""
+    fig = go.Figure()
+    series: dict[str, tuple[list, list]] = {}
+    for elapsed, stage, metrics, *_ in history:
+        for name, value in metrics.items():
+            if "loss" in name or name in ("kl", "contrastive", "ce"):
+                xs, ys = series.setdefault(f"{stage} · {name}" if len(stage) < 28 else name, ([], []))
+                xs.append(elapsed)
+                ys.append(value)
+    for name, (xs, ys) in series.items():
+        fig.add_scatter(x=xs, y=ys, mode="lines", name=name)
+    fig.update_layout(height=260, xaxis_title="seconds", yaxis_title="loss", legend=dict(orientation="h", y=1.2),
+                      **_LAYOUT)
+    return fig
+
+
+def layer_heatmap(matrix: np.ndarray, title: str, zmax: Optional[float] = None, colorscale: str = "Viridis") -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=matrix, colorscale=colorscale, zmin=0, zmax=zmax,
+                               hovertemplate="row %{y}<br>col %{x}<br>%{z:.3g}<extra></extra>"))
+    fig.update_layout(title=title, height=280, xaxis=dict(showticklabels=False), yaxis=dict(showticklabels=False),
+                      **_LAYOUT)
+    return fig
+
+
+def layer_bars(names: Sequence[str], series: dict[str, Sequence[float]], yaxis: str) -> go.Figure:
+    fig = go.Figure()
+    for label, values in series.items():
+        fig.add_bar(name=label, x=list(names), y=[float(v) for v in values])
+    fig.update_layout(barmode="group", height=320, yaxis_title=yaxis, xaxis_tickangle=-35,
+                      legend=dict(orientation="h", y=1.15), **_LAYOUT)
+    return fig
+
+
+def feature_map(coords: np.ndarray, labels: np.ndarray, class_names: Sequence[str], highlight: np.ndarray,
+                hover: Optional[Sequence[str]] = None, title: str = "", ranges=None, ids=None,
+                selectable: bool = False) -> go.Figure:
+    """A 2-D scatter coloured by class, forget samples drawn on top in a ring; shared ``ranges`` for panels."""
+    fig = go.Figure()
+    palette = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c",
+               "#ccb974", "#64b5cd"]
+    highlight = np.asarray(highlight, dtype=bool)
+    ids = np.arange(len(coords)) if ids is None else np.asarray(ids)
+    hover = np.asarray(hover if hover is not None else [""] * len(coords), dtype=object)
+    for c, name in enumerate(class_names):
+        mask = (np.asarray(labels) == c) & ~highlight
+        if mask.any():
+            fig.add_scattergl(x=coords[mask, 0], y=coords[mask, 1], mode="markers", name=name,
+                              marker=dict(size=4, color=palette[c % 10], opacity=0.55),
+                              customdata=ids[mask], text=hover[mask],
+                              hovertemplate="#%{customdata} %{text}<extra>" + name + "</extra>")
+    if highlight.any():
+        fig.add_scattergl(x=coords[highlight, 0], y=coords[highlight, 1], mode="markers", name="forget set",
+                          marker=dict(size=7, color="rgba(0,0,0,0)", line=dict(color=COLORS["forget"], width=1.6)),
+                          customdata=ids[highlight], text=hover[highlight],
+                          hovertemplate="#%{customdata} %{text}<extra>forget set</extra>")
+    fig.update_layout(title=title, height=440, legend=dict(itemsizing="constant"), dragmode="lasso" if selectable else "zoom",
+                      xaxis=dict(showticklabels=False, range=ranges[0] if ranges else None, zeroline=False),
+                      yaxis=dict(showticklabels=False, range=ranges[1] if ranges else None, zeroline=False),
+                      **_LAYOUT)
+    return fig
+
+
+def roc_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, float]]) -> go.Figure:
+    """{name: (false positive rate, true positive rate, AUC)} with the chance diagonal."""
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#adb5bd"), name="chance")
+    for name, (fpr, tpr, auc) in curves.items():
+        fig.add_scatter(x=fpr, y=tpr, mode="lines", name=f"{name} (AUC {auc:.2f})",
+                        line=dict(color=COLORS.get(name.lower().split()[0])))
+    fig.update_layout(height=360, xaxis_title="false positive rate", yaxis_title="true positive rate",
+                      xaxis=dict(range=[0, 1]), yaxis=dict(range=[0, 1.02]), **_LAYOUT)
+    return fig
+
+
+def score_histograms(groups: dict[str, np.ndarray], xaxis: str) -> go.Figure:
+    fig = go.Figure()
+    for name, values in groups.items():
+        fig.add_histogram(x=np.asarray(values, dtype=float), name=name, opacity=0.55, histnorm="probability",
+                          nbinsx=40, marker_color=COLORS.get(name.lower().split()[0]))
+    fig.update_layout(barmode="overlay", height=300, xaxis_title=xaxis, yaxis_title="share",
+                      legend=dict(orientation="h", y=1.15), **_LAYOUT)
+    return fig
+
+
+def attribution_row(images: Sequence[np.ndarray], titles: Sequence[str]) -> go.Figure:
+    """Input images and attribution maps side by side (each a 2-D array), one shared colour scale per kind."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(images), subplot_titles=list(titles), horizontal_spacing=0.02)
+    for k, image in enumerate(images):
+        image = np.asarray(image, dtype=float)
+        is_input = k == 0
+        fig.add_trace(go.Heatmap(z=image, colorscale="gray" if is_input else "RdBu_r", showscale=False,
+                                 zmid=None if is_input else 0,
+                                 hovertemplate="%{z:.3f}<extra></extra>"), row=1, col=k + 1)
+    fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x")
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(height=190, margin=dict(l=5, r=5, t=30, b=5), template="plotly_white")
+    return fig
+
+
+def two_stage_diagram() -> go.Figure:
+    """WSS-CL in two boxes and an arrow — drawn with shapes so it also goes into the HTML report."""
+    fig = go.Figure()
+    boxes = [(0.0, "0 · Weight saliency", "which weights carry the forget set?<br>soft weights w ∈ [0, 1]"),
+             (1.05, "1 · Forget", "push forget predictions to uniform<br>(KL to the uniform distribution)"),
+             (2.1, "2 · Contrastive repair", "forget sample ↔ its own view,<br>away from retained data; then<br>"
+                                             "fine-tune on retained data")]
+    for x, head, body in boxes:
+        fig.add_shape(type="rect", x0=x, x1=x + 0.9, y0=0, y1=1, line=dict(color="#1f6feb"),
+                      fillcolor="#e7f0ff" if x else "#f1f3f5")
+        fig.add_annotation(x=x + 0.45, y=0.78, text=f"<b>{head}</b>", showarrow=False, font=dict(size=13))
+        fig.add_annotation(x=x + 0.45, y=0.38, text=body, showarrow=False, font=dict(size=11))
+    for x in (0.9, 1.95):
+        fig.add_annotation(x=x + 0.15, y=0.5, ax=x, ay=0.5, xref="x", yref="y", axref="x", ayref="y",
+                           showarrow=True, arrowhead=3, arrowwidth=2, arrowcolor="#1f6feb", text="")
+    fig.add_annotation(x=1.5, y=-0.15, showarrow=False, font=dict(size=11, color="#495057"),
+                       text="every update in stages 1–2 is scaled by w: weights that do not carry the forget set barely move")
+    fig.update_layout(height=190, xaxis=dict(visible=False, range=[-0.05, 3.05]),
+                      yaxis=dict(visible=False, range=[-0.3, 1.05]), margin=dict(l=0, r=0, t=0, b=0),
+                      template="plotly_white")
+    return fig

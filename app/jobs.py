@@ -1,0 +1,210 @@
+"""Background run manager: one worker thread per device, a FIFO queue, a cancel flag, progress snapshots.
+
+The worker makes no `st.*` calls. Pages submit jobs and poll `snapshot()` from an
+`@st.fragment(run_every=...)`; everything a page reads is a plain dict copied under the lock, so a
+rerun or a page switch never touches a running computation. The manager is a module-level singleton
+(`manager()`), shared by every session of the process; each job records the session that owns it.
+
+A job's work is a callable `work(job, report, should_stop)`; `report(stage, step, total, **metrics)`
+updates the snapshot, `should_stop()` turns True once Cancel was pressed (the engine checks it between
+batches and raises `RunCancelled`).
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+TERMINAL = ("finished", "cancelled", "failed")
+
+
+@dataclass
+class Job:
+    id: str
+    owner: str                      # the session that submitted it
+    kind: str                       # "unlearn" or "reference" (a background Retrain)
+    title: str                      # e.g. "WSS-CL · class Coat"
+    params: dict                    # what the work function needs (method, config, spec, seed, ...)
+    status: str = "queued"          # queued → running → finished | cancelled | failed
+    stage: str = ""
+    step: int = 0
+    total: int = 0
+    metrics: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)   # (elapsed seconds, stage, metrics) samples for the loss plot
+    created: float = field(default_factory=time.time)
+    started: Optional[float] = None
+    ended: Optional[float] = None
+    stage_started: Optional[float] = None
+    stage_history: list = field(default_factory=list)   # [(stage, seconds)] of finished stages
+    error: Optional[str] = None
+    result: Optional[dict] = None   # what the work function returned (e.g. {"run_id": ...})
+    cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def elapsed(self, now: Optional[float] = None) -> float:
+        if self.started is None:
+            return 0.0
+        return (self.ended or now or time.time()) - self.started
+
+    def eta(self, now: Optional[float] = None) -> Optional[float]:
+        """Seconds left in the current stage, extrapolated from its progress so far."""
+        if self.status != "running" or not self.total or not self.step or self.stage_started is None:
+            return None
+        spent = (now or time.time()) - self.stage_started
+        fraction = min(1.0, self.step / self.total)
+        return spent / fraction * (1.0 - fraction) if fraction > 0 else None
+
+
+Work = Callable[[Job, Callable[..., None], Callable[[], bool]], Optional[dict]]
+
+
+class JobManager:
+    """Runs one job at a time per device, in submission order; the rest wait with a visible position."""
+
+    HISTORY_LIMIT = 600
+
+    def __init__(self, device_label: str = "default"):
+        self.device_label = device_label
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._jobs: dict[str, Job] = {}
+        self._queue: list[str] = []
+        self._works: dict[str, Work] = {}
+        self._running: Optional[str] = None
+        self._ids = itertools.count(1)
+        self._thread: Optional[threading.Thread] = None
+        self.listeners: list[Callable[[Job], None]] = []   # called (in the worker) when a job ends
+
+    # ------------------------------------------------------------------ submitting and cancelling
+    def submit(self, owner: str, kind: str, title: str, params: dict, work: Work) -> Job:
+        with self._lock:
+            job = Job(id=f"{time.strftime('%H%M%S')}-{next(self._ids)}", owner=owner, kind=kind, title=title,
+                      params=dict(params))
+            self._jobs[job.id] = job
+            self._works[job.id] = work
+            self._queue.append(job.id)
+            self._ensure_worker()
+            self._wake.notify_all()
+            return job
+
+    def cancel(self, job_id: str) -> bool:
+        """Ask a job to stop. A queued job is dropped at once; a running one stops at its next batch."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status in TERMINAL:
+                return False
+            job.cancel_event.set()
+            if job.status == "queued":
+                self._queue.remove(job_id)
+                job.status, job.ended = "cancelled", time.time()
+            return True
+
+    # ------------------------------------------------------------------ reading (plain copies)
+    def position(self, job_id: str) -> Optional[int]:
+        """0 while running, n ≥ 1 for the n-th place in the waiting line, None once ended/unknown."""
+        with self._lock:
+            if self._running == job_id:
+                return 0
+            return self._queue.index(job_id) + 1 if job_id in self._queue else None
+
+    def snapshot(self, job_id: str) -> Optional[dict]:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            now = time.time()
+            position = 0 if self._running == job_id else (self._queue.index(job_id) + 1 if job_id in self._queue else None)
+            return {"id": job.id, "owner": job.owner, "kind": job.kind, "title": job.title, "status": job.status,
+                    "stage": job.stage, "step": job.step, "total": job.total, "metrics": dict(job.metrics),
+                    "history": list(job.history), "elapsed": job.elapsed(now), "eta": job.eta(now),
+                    "position": position, "error": job.error, "result": dict(job.result or {}),
+                    "params": dict(job.params), "stages": list(job.stage_history),
+                    "cancel_requested": job.cancel_event.is_set()}
+
+    def jobs(self, owner: Optional[str] = None) -> list[dict]:
+        with self._lock:
+            ids = [j.id for j in self._jobs.values() if owner is None or j.owner == owner]
+        return [s for s in (self.snapshot(i) for i in ids) if s is not None]
+
+    def busy(self) -> dict:
+        with self._lock:
+            return {"running": self._running, "waiting": len(self._queue)}
+
+    def wait(self, job_id: str, timeout: float = 60.0) -> dict:
+        """Block until the job ends (tests and scripts only; pages poll instead)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            snap = self.snapshot(job_id)
+            if snap is None or snap["status"] in TERMINAL:
+                return snap
+            time.sleep(0.05)
+        raise TimeoutError(f"job {job_id} still {self.snapshot(job_id)['status']} after {timeout} s")
+
+    # ------------------------------------------------------------------ the worker
+    def _ensure_worker(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name=f"unlearning-worker-{self.device_label}",
+                                            daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue:
+                    if not self._wake.wait(timeout=300):
+                        self._thread = None          # idle for long: let the thread end; submit restarts it
+                        return
+                job_id = self._queue.pop(0)
+                job = self._jobs[job_id]
+                work = self._works.pop(job_id)
+                self._running = job_id
+                job.status, job.started = "running", time.time()
+                job.stage_started = job.started
+            try:
+                result = work(job, lambda *a, **k: self._report(job, *a, **k), job.cancel_event.is_set)
+                status, error = "finished", None
+            except Exception as exc:  # noqa: BLE001 — a failed run must leave the app working
+                result = None
+                cancelled = type(exc).__name__ == "RunCancelled" or job.cancel_event.is_set()
+                status = "cancelled" if cancelled else "failed"
+                error = None if cancelled else f"{type(exc).__name__}: {exc}"
+                if not cancelled:
+                    job.metrics["traceback"] = traceback.format_exc(limit=6)
+            with self._lock:
+                job.status, job.error, job.result, job.ended = status, error, result, time.time()
+                self._running = None
+            for listener in list(self.listeners):
+                try:
+                    listener(self.snapshot(job.id))
+                except Exception:  # noqa: BLE001
+                    pass
+
+    def _report(self, job: Job, stage: str, step: int = 0, total: int = 0, **metrics) -> None:
+        now = time.time()
+        with self._lock:
+            if stage != job.stage:
+                if job.stage:
+                    job.stage_history.append((job.stage, now - (job.stage_started or now)))
+                job.stage, job.stage_started = stage, now
+            job.step, job.total = int(step), int(total)
+            job.metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+            numeric = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k != "epoch"}
+            if numeric:
+                job.history.append((round(job.elapsed(now), 2), stage, numeric, metrics.get("epoch")))
+                if len(job.history) > self.HISTORY_LIMIT:
+                    del job.history[::2]   # thin evenly, keep the shape of the curve
+
+
+_MANAGER: Optional[JobManager] = None
+_MANAGER_LOCK = threading.Lock()
+
+
+def manager() -> JobManager:
+    """The process-wide manager (survives page reruns and is shared by every session)."""
+    global _MANAGER
+    with _MANAGER_LOCK:
+        if _MANAGER is None:
+            _MANAGER = JobManager()
+        return _MANAGER

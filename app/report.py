@@ -1,0 +1,88 @@
+"""Export a run: its record as JSON, and a self-contained HTML report (plotly figures inline, no network)."""
+from __future__ import annotations
+
+import html
+import json
+
+import numpy as np
+
+from app import charts
+
+KEYS = ("UA", "RA", "TA", "MIA")
+
+
+def run_json(run: dict) -> str:
+    """The run record as written on disk (plus the Retrain metrics it was compared with)."""
+    return json.dumps({k: v for k, v in run.items() if k != "path"}, indent=2, default=_plain, allow_nan=True)
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def figures(run: dict, class_names, insights=None) -> list[tuple[str, object]]:
+    """(title, figure) pairs for the report, from the record and (optionally) the run's insights."""
+    metrics, original = run["metrics"], run.get("original_metrics") or {}
+    reference = run.get("reference_metrics") or {}
+    out = [(f"{k}", charts.gauge(k, metrics[k], reference.get(k), original.get(k))) for k in KEYS]
+    series = {"original": original.get("per_class_test_acc") or [None] * len(class_names),
+              "unlearned": metrics["per_class_test_acc"]}
+    if reference.get("per_class_test_acc"):
+        series["retrain"] = reference["per_class_test_acc"]
+    spec = run.get("spec") or run.get("forget") or {}
+    out.append(("Per-class test accuracy", charts.per_class_bars(class_names, series, spec.get("classes") or [])))
+    out.append(("Confusion matrix (unlearned, test set)", charts.confusion(np.asarray(metrics["confusion"]), class_names)))
+    if insights is not None:
+        maps = insights.weights
+        out.append(("Per-layer saliency and movement", charts.layer_bars(
+            list(maps.names), {"share in hard mask": maps.selected * 100,
+                               "relative movement ×100": maps.relative_delta * 100}, "percent")))
+        space = insights.features
+        coords = space.coordinates
+        pad = 0.05 * (coords.max((0, 1)) - coords.min((0, 1)))
+        ranges = [(coords[..., 0].min() - pad[0], coords[..., 0].max() + pad[0]),
+                  (coords[..., 1].min() - pad[1], coords[..., 1].max() + pad[1])]
+        for k, name in enumerate(space.models):
+            out.append((f"UMAP · {name} (separation {space.silhouette[k]:.2f})",
+                        charts.feature_map(coords[k], space.labels, class_names, space.in_forget,
+                                           ids=space.sample_ids, ranges=ranges)))
+        privacy = insights.privacy
+        s = list(privacy.scores).index("confidence") if "confidence" in privacy.scores else 0
+        out.append((f"Attack ROC, forget set vs test (confidence score); worst-case score "
+                    f"{privacy.worst_case_auc:.3f}",
+                    charts.roc_curves({m: (privacy.fpr, privacy.tpr[i, 0, s], float(privacy.auc[i, 0, s]))
+                                       for i, m in enumerate(privacy.models)})))
+    return out
+
+
+def run_html(run: dict, class_names, insights=None) -> str:
+    """A standalone HTML page: summary table, then every figure (plotly.js embedded once)."""
+    metrics, reference = run["metrics"], run.get("reference_metrics") or {}
+    original = run.get("original_metrics") or {}
+    rows = "".join(
+        f"<tr><td>{k}</td><td>{original.get(k, float('nan')):.2f}</td><td>{metrics[k]:.2f}</td>"
+        f"<td>{reference.get(k, float('nan')):.2f}</td></tr>" for k in KEYS)
+    gap = run.get("avg_gap")
+    parts = []
+    for i, (title, fig) in enumerate(figures(run, class_names, insights)):
+        parts.append(f"<section><h3>{html.escape(title)}</h3>"
+                     + fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False,
+                                   config={"displayModeBar": False}) + "</section>")
+    config = html.escape(json.dumps(run.get("config"), indent=1))
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Unlearning Lab · {html.escape(run.get('label', ''))}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#212529}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #dee2e6;padding:4px 10px;text-align:right}}
+section{{display:inline-block;width:49%;vertical-align:top}}pre{{background:#f8f9fa;padding:8px}}</style></head><body>
+<h1>Unlearning Lab — {html.escape(run.get('label', run.get('method', '')))} on {html.escape(run.get('spec_text', ''))}</h1>
+<p>Dataset {html.escape(str(run.get('dataset')))} · device {html.escape(str(run.get('device')))} · seed {run.get('seed')}
+· run time {run.get('seconds', 0):.1f} s · Avg. Gap to Retrain {'—' if gap is None else f'{gap:.2f}'}
+· created {html.escape(str(run.get('created')))}</p>
+<table><tr><th>metric (%)</th><th>original</th><th>unlearned</th><th>Retrain</th></tr>{rows}</table>
+<p><small>UA = 100 − forget accuracy (higher = more forgotten); MIA = MIA-Efficacy (higher = more forgotten).</small></p>
+<h3>Configuration</h3><pre>{config}</pre>
+{''.join(parts)}
+</body></html>"""

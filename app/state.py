@@ -1,0 +1,130 @@
+"""Per-session state: the only module that touches `st.session_state`.
+
+The forget selection is kept as plain values (mode, classes, sample ids, fraction) and turned into an
+engine `ForgetSpec` dict on demand. Jobs and runs live in the job manager and on disk; a session only
+remembers which ones it owns and which run it is looking at.
+"""
+from __future__ import annotations
+
+import uuid
+
+import streamlit as st
+
+MODES = ("classes", "samples", "fraction")
+
+_DEFAULTS = {
+    "forget_mode": "classes",
+    "forget_classes": [],
+    "forget_samples": [],
+    "forget_fraction": 0.1,
+    "job_ids": [],
+    "run_id": None,
+    "teaching_step": 0,
+    "seen_done": [],
+}
+
+
+def _init() -> None:
+    if "session_id" not in st.session_state:
+        st.session_state["session_id"] = uuid.uuid4().hex[:10]
+    for key, value in _DEFAULTS.items():
+        if key not in st.session_state:
+            st.session_state[key] = list(value) if isinstance(value, list) else value
+
+
+def session_id() -> str:
+    _init()
+    return st.session_state["session_id"]
+
+
+def get(key: str):
+    _init()
+    return st.session_state[key]
+
+
+def put(key: str, value) -> None:
+    _init()
+    st.session_state[key] = value
+
+
+# ---------------------------------------------------------------------------------------------- forget set
+def forget_mode() -> str:
+    return get("forget_mode")
+
+
+def set_forget_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown forget mode {mode!r}")
+    put("forget_mode", mode)
+
+
+def forget_classes() -> list[int]:
+    return list(get("forget_classes"))
+
+
+def set_forget_classes(classes) -> None:
+    put("forget_classes", sorted({int(c) for c in classes}))
+    put("forget_mode", "classes")
+
+
+def forget_samples() -> list[int]:
+    return list(get("forget_samples"))
+
+
+def add_forget_samples(ids) -> None:
+    put("forget_samples", sorted(set(get("forget_samples")) | {int(i) for i in ids}))
+    put("forget_mode", "samples")
+
+
+def remove_forget_samples(ids) -> None:
+    put("forget_samples", sorted(set(get("forget_samples")) - {int(i) for i in ids}))
+
+
+def clear_forget_samples() -> None:
+    put("forget_samples", [])
+
+
+def forget_fraction() -> float:
+    return float(get("forget_fraction"))
+
+
+def set_forget_fraction(value: float) -> None:
+    put("forget_fraction", float(value))
+    put("forget_mode", "fraction")
+
+
+def forget_spec() -> dict | None:
+    """The current selection as a ForgetSpec dict, or None while it is empty."""
+    mode = forget_mode()
+    if mode == "classes" and forget_classes():
+        return {"classes": forget_classes(), "fraction": None, "sample_ids": [], "seed": 0}
+    if mode == "samples" and forget_samples():
+        return {"classes": [], "fraction": None, "sample_ids": forget_samples(), "seed": 0}
+    if mode == "fraction":
+        return {"classes": [], "fraction": forget_fraction(), "sample_ids": [], "seed": 0}
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- jobs and runs
+def job_ids() -> list[str]:
+    return list(get("job_ids"))
+
+
+def add_job(job_id: str) -> None:
+    put("job_ids", [*get("job_ids"), job_id])
+
+
+def current_run() -> str | None:
+    return get("run_id")
+
+
+def set_current_run(run_id: str | None) -> None:
+    put("run_id", run_id)
+
+
+def teaching_step() -> int:
+    return int(get("teaching_step"))
+
+
+def set_teaching_step(step: int) -> None:
+    put("teaching_step", int(step))

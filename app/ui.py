@@ -1,0 +1,138 @@
+"""Pieces several pages share: the live job panel, the run picker, the forget-set summary, short copy."""
+from __future__ import annotations
+
+import streamlit as st
+
+from app import settings, state, store
+from app.jobs import TERMINAL, manager
+
+METRIC_KEYS = ("UA", "RA", "TA", "MIA")
+METRIC_LABELS = {"UA": "UA ↑ forgotten", "RA": "RA ↑ kept", "TA": "TA ↑ kept", "MIA": "MIA-Efficacy ↑ forgotten"}
+
+
+def fmt_seconds(seconds) -> str:
+    if seconds is None:
+        return "—"
+    seconds = float(seconds)
+    return f"{seconds:.1f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def fmt(value, digits: int = 1) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "—"
+    return "—" if value != value else f"{value:.{digits}f}"
+
+
+# ---------------------------------------------------------------------------------------------- jobs
+def active_jobs(owner: str | None = None) -> list[dict]:
+    return [j for j in manager().jobs(owner) if j["status"] not in TERMINAL]
+
+
+def render_job(snapshot: dict, key: str) -> None:
+    """One job's live state: stage, progress, losses, elapsed/ETA, queue position, Cancel."""
+    status, position = snapshot["status"], snapshot["position"]
+    head = st.columns([5, 1])
+    with head[0]:
+        if status == "queued":
+            st.markdown(f"**{snapshot['title']}** — waiting, **#{position} in the queue** "
+                        "(one heavy job at a time on this device)")
+        elif status == "running":
+            eta = snapshot["eta"]
+            st.markdown(f"**{snapshot['title']}** — {snapshot['stage'] or 'starting'} · "
+                        f"elapsed {fmt_seconds(snapshot['elapsed'])}"
+                        + (f" · stage ETA {fmt_seconds(eta)}" if eta is not None else ""))
+        else:
+            st.markdown(f"**{snapshot['title']}** — {status} after {fmt_seconds(snapshot['elapsed'])}")
+    with head[1]:
+        if status not in TERMINAL and snapshot["owner"] == state.session_id():
+            if st.button("Cancel", key=f"cancel-{key}-{snapshot['id']}", disabled=snapshot["cancel_requested"],
+                         help="Stops the run at its next batch (within seconds). Nothing is saved as finished."):
+                manager().cancel(snapshot["id"])
+    if status == "running":
+        fraction = snapshot["step"] / snapshot["total"] if snapshot["total"] else 0.0
+        losses = {k: v for k, v in snapshot["metrics"].items() if isinstance(v, float)}
+        text = " · ".join(f"{k} {v:.3f}" for k, v in list(losses.items())[:4])
+        epoch = snapshot["metrics"].get("epoch")
+        label = f"{snapshot['step']}/{snapshot['total']}" + (f" · epoch {epoch}" if epoch is not None else "") \
+            + (f" · {text}" if text else "")
+        st.progress(min(1.0, max(0.0, fraction)), text=label)
+    if status == "failed":
+        st.error(f"The run failed: {snapshot['error']}. The app and earlier results are unaffected.")
+
+
+def job_panel(key: str, only_owner: bool = True) -> None:
+    """The session's jobs (live while any runs). Polled by a fragment; the rest of the page stays idle."""
+    owner = state.session_id() if only_owner else None
+
+    def body():
+        jobs = [j for j in manager().jobs(owner) if j["id"] in state.job_ids() or not only_owner]
+        live = [j for j in jobs if j["status"] not in TERMINAL]
+        recent = [j for j in jobs if j["status"] in TERMINAL][-2:]
+        for snapshot in live + recent[::-1]:
+            render_job(snapshot, key)
+        seen = set(state.get("seen_done"))
+        finished_now = [j for j in jobs if j["status"] in TERMINAL and j["id"] not in seen]
+        if finished_now:
+            state.put("seen_done", sorted(seen | {j["id"] for j in finished_now}))
+            for j in finished_now:
+                if j["kind"] == "unlearn" and j["result"].get("run_id"):
+                    state.set_current_run(j["result"]["run_id"])
+            if live_before.get("live"):
+                st.rerun(scope="app")      # the rest of the page (results, tables) fills in
+        live_before["live"] = bool(live)
+
+    live_before = {"live": bool(active_jobs(owner))}
+    if live_before["live"]:
+        st.fragment(body, run_every=settings.POLL_SECONDS)()
+    else:
+        body()
+
+
+# ---------------------------------------------------------------------------------------------- runs
+def session_runs() -> list[dict]:
+    """Runs this session started (newest first), then nothing else."""
+    mine = set(state.job_ids())
+    return [r for r in store.list_runs() if r.get("job") in mine and r.get("owner") == state.session_id()]
+
+
+def pick_run(key: str, finished_only: bool = True) -> dict | None:
+    """A select box over runs on disk (this session's first); returns the chosen record."""
+    runs = [r for r in store.list_runs() if not finished_only or r.get("status") == "finished"]
+    if not runs:
+        return None
+    mine = {r["id"] for r in session_runs()}
+    runs.sort(key=lambda r: (r["id"] not in mine,), reverse=False)
+    ids = [r["id"] for r in runs]
+    current = state.current_run()
+    index = ids.index(current) if current in ids else 0
+    by_id = {r["id"]: r for r in runs}
+
+    def label(run_id: str) -> str:
+        r = by_id[run_id]
+        gap = f" · gap {fmt(r.get('avg_gap'), 2)}" if r.get("avg_gap") is not None else ""
+        who = "" if run_id in mine else " · earlier"
+        return f"{r.get('label', r.get('method'))} · {r.get('spec_text', '')}{gap} · {str(r.get('created', ''))[11:19]}{who}"
+
+    chosen = st.selectbox("Run", ids, index=index, format_func=label, key=f"run-pick-{key}")
+    if chosen != current:
+        state.set_current_run(chosen)
+    return by_id[chosen]
+
+
+def no_run_yet() -> None:
+    st.info("No finished run yet. Choose what to forget, then start a run.")
+    cols = st.columns(2)
+    cols[0].page_link("views/forget.py", label="Choose what to forget", icon="🎯")
+    cols[1].page_link("views/run.py", label="Run unlearning", icon="▶️")
+
+
+def spec_summary(spec: dict | None, class_names) -> str:
+    if not spec:
+        return "nothing chosen yet"
+    if spec.get("classes"):
+        return "class" + ("es " if len(spec["classes"]) > 1 else " ") + ", ".join(class_names[c] for c in spec["classes"])
+    if spec.get("fraction") is not None:
+        return f"random {spec['fraction']:.0%} of the training set"
+    return f"{len(spec['sample_ids'])} chosen samples"

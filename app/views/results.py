@@ -1,0 +1,91 @@
+"""Results: the four gauges against Retrain, Avg. Gap, run time, per-class accuracy, confusion matrices."""
+import json
+
+import numpy as np
+import streamlit as st
+
+from app import charts, pipeline, resources, state, ui
+
+st.title("Results")
+ui.job_panel("results")
+run = ui.pick_run("results")
+if run is None:
+    ui.no_run_yet()
+    st.stop()
+
+names = resources.dataset().classes
+spec = run.get("spec") or run.get("forget")
+metrics, original = run["metrics"], run.get("original_metrics") or {}
+reference, source = run.get("reference_metrics"), run.get("reference_source", "")
+if reference is None:   # a background Retrain may have finished since the run
+    reference, source = resources.reference_metrics(json.dumps(spec, sort_keys=True), spec)
+
+st.markdown(f"**{run.get('label')}** on **{run.get('spec_text')}** · {run.get('device')} · seed {run.get('seed')}"
+            + (" · *fast mode*" if run.get("fast") else ""))
+if reference is None:
+    pending = [j for j in ui.active_jobs() if j["kind"] == "reference"]
+    st.info("Exact unlearning (Retrain) for this forget set is being computed in the background"
+            + (f" (queue position {pending[0]['position']})" if pending and pending[0]["position"] else "")
+            + ". The Retrain marks and the Avg. Gap fill in when it finishes.")
+
+cols = st.columns(4)
+for col, key in zip(cols, ui.METRIC_KEYS):
+    with col:
+        st.plotly_chart(charts.gauge(key, metrics[key], reference.get(key) if reference else None, original.get(key)),
+                        config={"displayModeBar": False}, key=f"gauge-{key}")
+        st.caption(charts.METRIC_HELP[key][1])
+st.caption("Needle: this run · orange mark: Retrain (exact unlearning), the delta is against it · "
+           "shaded part: the original model before unlearning.")
+
+gap = None
+if reference:
+    import engine
+
+    gap = engine.avg_gap({k: metrics[k] for k in ui.METRIC_KEYS}, {k: reference[k] for k in ui.METRIC_KEYS})
+m = st.columns(4)
+m[0].metric("Avg. Gap to Retrain", ui.fmt(gap, 2) if gap is not None else "pending",
+            help="Mean |run − Retrain| over UA, RA, TA, MIA-Efficacy. Lower = closer to exact unlearning.")
+m[1].metric("Run time", ui.fmt_seconds(run.get("seconds")), help="Wall-clock of the unlearning (saliency included).")
+retrain_seconds = None
+if reference is not None:
+    path, _ = pipeline.reference_checkpoint(run["dataset"], spec)
+    try:
+        import engine
+
+        retrain_seconds = engine.read_sidecar(path).get("seconds") if path else None
+    except Exception:  # noqa: BLE001
+        retrain_seconds = None
+m[2].metric("Retrain time", ui.fmt_seconds(retrain_seconds),
+            help="What exact unlearning cost for this set (precomputed references: the build machine).")
+if not np.isnan(metrics.get("forget_test_acc") or np.nan):
+    m[3].metric("Forgotten classes · test accuracy", f"{metrics['forget_test_acc']:.1f} %",
+                delta=f"{metrics['forget_test_acc'] - original.get('forget_test_acc', np.nan):.1f} vs original"
+                if original else None, delta_color="inverse")
+
+st.subheader("Per-class test accuracy")
+series = {"original": original.get("per_class_test_acc") or [None] * len(names),
+          "unlearned": metrics["per_class_test_acc"]}
+if reference and reference.get("per_class_test_acc"):
+    series["retrain"] = reference["per_class_test_acc"]
+st.plotly_chart(charts.per_class_bars(names, series, spec.get("classes") or []), key="per-class")
+
+st.subheader("Confusion matrix (test set)")
+options = ["unlearned", "original"] + (["retrain"] if reference and reference.get("confusion") else [])
+which = st.segmented_control("Model", options, default="unlearned", key="confusion-model") or "unlearned"
+matrix = {"unlearned": metrics.get("confusion"), "original": original.get("confusion"),
+          "retrain": (reference or {}).get("confusion")}[which]
+if matrix is not None:
+    st.plotly_chart(charts.confusion(np.asarray(matrix), names), key="confusion")
+
+history = run.get("history") or []
+if history:
+    with st.expander("Training curves"):
+        rows = [(i, h.get("stage", ""), h.get("losses", {}), None) for i, h in enumerate(history) if isinstance(h, dict)]
+        fig = charts.loss_curves(rows)
+        fig.update_layout(xaxis_title="step")
+        st.plotly_chart(fig, key="losses")
+
+with st.expander("Configuration and record"):
+    st.json({k: run.get(k) for k in ("method", "config", "seed", "spec", "split", "device", "seconds", "status",
+                                      "insights", "path")}, expanded=False)
+st.caption("Next: " + " · ".join(["weight saliency", "feature space", "privacy"]) + " — in the sidebar.")

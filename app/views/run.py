@@ -1,0 +1,84 @@
+"""Run: pick a method, adjust its hyperparameters (a form generated from its config), start, watch it live."""
+import json
+
+import streamlit as st
+
+from app import pipeline, resources, settings, state, ui
+
+st.title("Run unlearning")
+names = resources.dataset().classes
+spec = state.forget_spec()
+
+top = st.columns([3, 2])
+with top[0]:
+    st.markdown(f"**Forget set:** {ui.spec_summary(spec, names)}")
+with top[1]:
+    st.markdown(f"**Device:** {resources.device_label()}")
+if spec is None:
+    st.warning("Choose what to forget first.")
+    st.page_link("views/forget.py", label="Choose what to forget", icon="🎯")
+
+methods = pipeline.methods()
+order = sorted(methods, key=lambda m: (m != pipeline.default_method(), m == "retrain", methods[m].label))
+method = st.selectbox("Method", order, format_func=lambda m: methods[m].label + (" (ours)" if m == "wsscl" else ""),
+                      key="method")
+st.caption(methods[method].summary)
+
+fields = pipeline.config_fields(method)
+defaults = pipeline.default_config(method)
+with st.form(f"config-{method}"):
+    st.markdown("**Hyperparameters** — defaults are tuned for this dataset" +
+                (" (shrunk: fast mode)" if settings.FAST else ""))
+    values = {}
+    columns = st.columns(3)
+    for k, f in enumerate(fields):
+        with columns[k % 3]:
+            key = f"cfg-{method}-{f.name}"
+            label = f.name.replace("_", " ")
+            if f.choices:
+                choices = list(f.choices)
+                values[f.name] = st.selectbox(label, choices, index=choices.index(defaults[f.name]), help=f.help, key=key)
+            elif f.type == "bool":
+                values[f.name] = st.checkbox(label, value=bool(defaults[f.name]), help=f.help, key=key)
+            elif f.type == "int":
+                values[f.name] = int(st.number_input(label, min_value=None if f.min is None else int(f.min),
+                                                     max_value=None if f.max is None else int(f.max),
+                                                     value=int(defaults[f.name]), step=1, help=f.help, key=key))
+            elif f.type == "float":
+                value = float(defaults[f.name])
+                fmt = "%.2e" if 0 < abs(value) < 1e-3 else "%.4g"
+                values[f.name] = float(st.number_input(label, min_value=None if f.min is None else float(f.min),
+                                                       max_value=None if f.max is None else float(f.max),
+                                                       value=value, format=fmt, help=f.help, key=key,
+                                                       step=max(abs(value) / 10, 1e-6)))
+            else:
+                values[f.name] = st.text_input(label, value=str(defaults[f.name]), help=f.help, key=key)
+    seed = st.number_input("seed", 0, 10_000, 0, help="Seeds every random choice: the same seed gives the same run.",
+                           key=f"seed-{method}")
+    start = st.form_submit_button("Start", type="primary", disabled=spec is None)
+
+if start and spec is not None:
+    try:
+        import engine
+
+        engine.make_config(method, **values)          # the engine's own validation, with its message
+    except ValueError as error:
+        st.error(f"Not started: {error}")
+    else:
+        job = pipeline.submit_run(state.session_id(), method, values, spec, int(seed))
+        state.add_job(job.id)
+        st.toast("Run queued — it starts as soon as the device is free.")
+
+if spec is not None:
+    ref, source = resources.reference_metrics(json.dumps(spec, sort_keys=True), spec)
+    st.caption("Retrain reference: " + (f"{source} ✓ (UA {ref['UA']:.1f} · RA {ref['RA']:.1f} · TA {ref['TA']:.1f} · "
+                                        f"MIA {ref['MIA']:.1f})" if ref else
+                                        "none yet — computed in the background after the run; comparisons fill in."))
+
+st.subheader("Progress")
+ui.job_panel("run")
+if not state.job_ids():
+    st.caption("Nothing started in this session yet. The page stays usable while a run goes: switch pages freely, "
+               "the run carries on.")
+elif state.current_run():
+    st.page_link("views/results.py", label="See the results", icon="📊")

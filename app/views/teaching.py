@@ -1,0 +1,120 @@
+"""Guided tour: one prepared run, page by page, with a short explanation at each step."""
+import json
+
+import numpy as np
+import streamlit as st
+
+from app import charts, pipeline, resources, state, store, ui
+
+TOUR_CLASS = 1   # Trouser: a distinctive class, so every picture is clear
+
+st.title("Guided tour")
+names = resources.dataset().classes
+spec = {"classes": [TOUR_CLASS], "fraction": None, "sample_ids": [], "seed": 0}
+
+
+def tour_run():
+    """The newest finished WSS-CL run that forgot the tour class (with insights), if any."""
+    for r in store.list_runs():
+        if r.get("status") == "finished" and r.get("method") == pipeline.default_method() \
+                and (r.get("spec") or {}).get("classes") == [TOUR_CLASS] and r.get("insights") == "ready":
+            return r
+    return None
+
+
+run = tour_run()
+if run is None:
+    st.markdown(f"The tour walks through one run: **{pipeline.label_of(pipeline.default_method())}** forgetting "
+                f"the class **{names[TOUR_CLASS]}**. It has not been prepared on this machine yet.")
+    ui.job_panel("tour")
+    if not ui.active_jobs(state.session_id()):
+        if st.button("Prepare the tour run", type="primary"):
+            job = pipeline.submit_run(state.session_id(), pipeline.default_method(),
+                                      pipeline.default_config(pipeline.default_method()), spec, 0)
+            state.add_job(job.id)
+            st.rerun()
+    st.stop()
+
+insights = pipeline.load_insights(run)
+metrics, original = run["metrics"], run.get("original_metrics") or {}
+reference = run.get("reference_metrics") or {}
+STEPS = ["The question", "The forget set", "Stage 0: which weights?", "Stages 1–2: unlearning",
+         "Did it forget?", "Did it keep the rest?", "Where did the images go?", "Can an attacker tell?", "Verdict"]
+step = state.teaching_step()
+step = st.select_slider("Step", range(len(STEPS)), value=min(step, len(STEPS) - 1), format_func=lambda i: STEPS[i],
+                        )
+state.set_teaching_step(step)
+st.subheader(f"{step + 1}. {STEPS[step]}")
+
+if step == 0:
+    st.markdown(f"A clothing classifier was trained on 10,000 images. Suppose the owner of every **{names[TOUR_CLASS]}** "
+                "picture asks for their data to be removed. Retraining from scratch without it is exact but slow. "
+                "Can we edit the trained model instead — and prove it is as if the data had never been there?")
+    st.plotly_chart(charts.two_stage_diagram(), config={"displayModeBar": False}, key="tour-diagram")
+elif step == 1:
+    st.image(resources.class_strip(TOUR_CLASS, 12), width="stretch")
+    st.markdown(f"The forget set: every training image of **{names[TOUR_CLASS]}** "
+                f"({run.get('split', {}).get('forget', '…')} images). Everything else is kept.")
+elif step == 2:
+    maps = insights.weights
+    st.markdown("Before changing anything, WSS-CL asks each weight how much it matters for the forget set "
+                "(gradient magnitude). Only the top share moves freely; the rest moves in proportion.")
+    st.plotly_chart(charts.layer_bars(list(maps.names), {"share in hard mask": maps.selected * 100,
+                                                         "mean soft weight ×100": maps.mean_soft * 100}, "percent"),
+                    key="tour-saliency")
+elif step == 3:
+    st.markdown("Stage 1 makes the model unsure about the forget images (predictions pushed to uniform). "
+                "Stage 2 pulls each forget image towards its own augmented view and away from retained data, then "
+                f"repairs accuracy on retained data. This run took **{ui.fmt_seconds(run.get('seconds'))}**.")
+    history = run.get("history") or []
+    rows = [(i, h.get("stage", ""), h.get("losses", {}), None) for i, h in enumerate(history) if isinstance(h, dict)]
+    if rows:
+        fig = charts.loss_curves(rows)
+        fig.update_layout(xaxis_title="step")
+        st.plotly_chart(fig, key="tour-losses")
+elif step == 4:
+    st.markdown("**UA** = 100 − accuracy on the forget set: higher = more forgotten. Retrain (orange mark) is the "
+                "target — a model that never saw trousers cannot recognise them at all.")
+    c = st.columns(2)
+    for col, key in zip(c, ("UA", "MIA")):
+        col.plotly_chart(charts.gauge(key, metrics[key], reference.get(key), original.get(key)), key=f"tour-{key}")
+elif step == 5:
+    st.markdown("Forgetting is worthless if the model breaks. **RA** and **TA** should stay close to Retrain's.")
+    c = st.columns(2)
+    for col, key in zip(c, ("RA", "TA")):
+        col.plotly_chart(charts.gauge(key, metrics[key], reference.get(key), original.get(key)), key=f"tour-{key}")
+    st.plotly_chart(charts.per_class_bars(names, {"original": original.get("per_class_test_acc"),
+                                                  "unlearned": metrics["per_class_test_acc"],
+                                                  **({"retrain": reference["per_class_test_acc"]}
+                                                     if reference.get("per_class_test_acc") else {})},
+                                          [TOUR_CLASS]), key="tour-classes")
+elif step == 6:
+    space = insights.features
+    st.markdown("Each dot is an image, placed by what the model 'sees'. Ringed: the forgotten class. "
+                "Before, it is its own island; after, the model no longer has a place for it.")
+    c = st.columns(len(space.models))
+    for k, name in enumerate(space.models):
+        fig = charts.feature_map(space.coordinates[k], space.labels, names, space.in_forget, title=name)
+        fig.update_layout(showlegend=False, height=340)
+        c[k].plotly_chart(fig, key=f"tour-umap-{name}")
+elif step == 7:
+    privacy = insights.privacy
+    s = list(privacy.scores).index("confidence") if "confidence" in privacy.scores else 0
+    st.markdown("An attacker tries to tell forget images from images the model never saw. At AUC 0.5 it is "
+                "guessing — which is what exact unlearning gives.")
+    st.plotly_chart(charts.roc_curves({m: (privacy.fpr, privacy.tpr[i, 0, s], float(privacy.auc[i, 0, s]))
+                                       for i, m in enumerate(privacy.models)}), key="tour-roc")
+else:
+    gap = run.get("avg_gap")
+    st.markdown(f"Avg. Gap to Retrain: **{ui.fmt(gap, 2)}** points, in **{ui.fmt_seconds(run.get('seconds'))}** "
+                "instead of a full retraining. Now try it yourself — another class, a handful of images, or a "
+                "baseline for comparison.")
+    st.page_link("views/forget.py", label="Choose what to forget", icon="🎯")
+
+nav = st.columns([1, 1, 6])
+if nav[0].button("← Back", disabled=step == 0, key="tour-back"):
+    state.set_teaching_step(step - 1)
+    st.rerun()
+if nav[1].button("Next →", disabled=step == len(STEPS) - 1, key="tour-next", type="primary"):
+    state.set_teaching_step(step + 1)
+    st.rerun()
