@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from engine.methods import finetune
+from engine.methods import (finetune, gradient_ascent, l1_sparse, random_label, retrain, salun, scrub,
+                            wsscl)
 from engine.methods.common import ConfigField, MethodConfig, UnlearnResult, config_fields
 
 
@@ -24,8 +25,23 @@ class MethodInfo:
 
 
 METHODS: dict[str, MethodInfo] = {
+    "wsscl": MethodInfo("wsscl", "WSS-CL (ours)", "Saliency-guided KL forgetting to a pseudo-label, then contrastive "
+                        "forget rounds and retain repair, every update scaled by soft guidance weights.",
+                        wsscl.WSSCLConfig, wsscl.unlearn),
+    "retrain": MethodInfo("retrain", "Retrain", "Train from scratch on the retain set: exact unlearning, the gold "
+                          "standard and the slowest.", retrain.RetrainConfig, retrain.unlearn),
     "ft": MethodInfo("ft", "FT", "Fine-tune on the retain set only; forgetting comes from catastrophic forgetting.",
                      finetune.FTConfig, finetune.unlearn),
+    "ga": MethodInfo("ga", "GA", "Gradient ascent on the forget set's cross-entropy.",
+                     gradient_ascent.GAConfig, gradient_ascent.unlearn),
+    "rl": MethodInfo("rl", "RL", "Train on the forget set with random labels, then repair on the retain set.",
+                     random_label.RLConfig, random_label.unlearn),
+    "salun": MethodInfo("salun", "SalUn", "Random labelling with only the most forget-salient half of the weights "
+                        "allowed to move.", salun.SalUnConfig, salun.unlearn),
+    "l1_sparse": MethodInfo("l1_sparse", "ℓ1-sparse", "Fine-tune on the retain set with a decaying ℓ1 penalty "
+                            "that sparsifies the weights.", l1_sparse.L1SparseConfig, l1_sparse.unlearn),
+    "scrub": MethodInfo("scrub", "SCRUB", "Student moves away from the original teacher on the forget set and "
+                        "stays close to it on the retain set.", scrub.SCRUBConfig, scrub.unlearn),
 }
 
 

@@ -1,0 +1,41 @@
+"""GA / NegGrad — gradient ascent on the forget set (Thudi et al. 2022; SalUn's "GA" baseline).
+
+Algorithm: minimise −CE(f(x), y) over D_f for a few epochs with a very small learning rate. Fast but
+blunt: it drives the forget loss up without any repair of D_r, so RA/TA fall when it runs too long.
+
+Notation (METHOD.md §3): `session.forget` = D_f; `config.lr`, `config.epochs` are grid-searched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from engine.methods.common import MethodConfig, Session, option
+
+
+@dataclass(frozen=True)
+class GAConfig(MethodConfig):
+    # tuned on fashion-mini's validation split (docs/tuning.md)
+    lr: float = option(1e-3, "learning rate of gradient ascent on the forget set", min=1e-6, max=0.1)
+    epochs: int = option(2, "passes over the forget set", min=1, max=50)
+    batch_size: int = option(128, "forget batch size", min=8, max=1024)
+
+
+def negative_cross_entropy(model, images, labels):
+    return -F.cross_entropy(model(images), labels), {}
+
+
+def unlearn(model, dataset, split, config: GAConfig | None = None, *, device, seed=0, on_progress=None,
+            should_stop=None):
+    config = config or GAConfig()
+    session = Session("ga", model, dataset, split, config, device=device, seed=seed, on_progress=on_progress,
+                      should_stop=should_stop)
+    optimizer = session.sgd(config.lr)
+    total = config.epochs * session.steps(len(session.forget), config.batch_size)
+    step = 0
+    for _ in range(config.epochs):
+        # 1. one epoch of −CE on D_f
+        step = session.train_round(session.forget, negative_cross_entropy, optimizer, stage="gradient ascent",
+                                   batch_size=config.batch_size, step=step, total=total)
+    return session.finish()

@@ -1,0 +1,143 @@
+"""Contract test over the method registry, on a tiny model and tiny data (CPU, seconds)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from engine import METHODS, ForgetSpec, RunCancelled, config_fields, make_config, make_split, run_unlearning
+from engine.data import _make
+from engine.models import ModelSpec
+
+CPU = torch.device("cpu")
+
+
+class TinyNet(nn.Module):
+    """The SmallCNN interface (features + head, float images in [0, 1]) at a fraction of the cost."""
+
+    feature_dim = 8
+
+    def __init__(self, classes: int = 4):
+        super().__init__()
+        self.spec = ModelSpec(architecture="tiny", in_channels=1, num_classes=classes)
+        self.conv = nn.Sequential(nn.Conv2d(1, 4, 3, 2, 1), nn.BatchNorm2d(4), nn.ReLU())
+        self.project = nn.Linear(4, self.feature_dim)
+        self.head = nn.Linear(self.feature_dim, classes)
+
+    def features(self, x):
+        return torch.relu(self.project(self.conv(x - 0.5).mean((2, 3))))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    rng = np.random.default_rng(0)
+    labels = np.arange(160) % 4
+    images = (rng.integers(0, 120, (160, 12, 12)) + labels[:, None, None] * 40).astype(np.uint8)
+    dataset = _make("tiny", ("a", "b", "c", "d"), images, labels, images[:40], labels[:40], hflip=True,
+                    validation_size=20, source="synthetic")
+    split = make_split(dataset, ForgetSpec(classes=(1,)))
+    torch.manual_seed(0)
+    return dataset, split, TinyNet()
+
+
+def fast_config(name: str):
+    """The smallest config of each method (one epoch where there is an epoch count)."""
+    names = {field.name for field in config_fields(METHODS[name].config_class)}
+    overrides = {key: 1 for key in ("epochs",) if key in names}
+    if name == "scrub":
+        overrides["max_epochs"] = 1
+    return make_config(name, **overrides)
+
+
+def state_of(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_method_contract(name, tiny):
+    dataset, split, model = tiny
+    before = state_of(model)
+    model.train()  # the method must not even flip the input's mode
+    calls = []
+    result = METHODS[name].unlearn(model, dataset, split, fast_config(name), device=CPU, seed=3,
+                                   on_progress=calls.append)
+    # input model unchanged (weights, buffers, mode)
+    assert model.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), f"{name} changed the input's {key}"
+    # same architecture back, eval mode, something learned
+    assert type(result.model) is type(model) and result.model is not model
+    assert not result.model.training
+    assert result.model.state_dict().keys() == model.state_dict().keys()
+    assert any(not torch.equal(v, before[k]) for k, v in result.model.state_dict().items())
+    # progress went through the callback and into the history
+    assert calls and all(0 < p.step <= p.total for p in calls)
+    assert result.history and result.method == name and result.seconds > 0
+    assert result.config == dataclasses.asdict(fast_config(name))
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_method_is_deterministic(name, tiny):
+    dataset, split, model = tiny
+    first = METHODS[name].unlearn(model, dataset, split, fast_config(name), device=CPU, seed=5)
+    second = METHODS[name].unlearn(model, dataset, split, fast_config(name), device=CPU, seed=5)
+    for key, value in first.model.state_dict().items():
+        assert torch.equal(value, second.model.state_dict()[key]), f"{name}: {key} differs between equal seeds"
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_method_honours_cancel(name, tiny):
+    dataset, split, model = tiny
+    calls = []
+
+    def stop_after_first_report():
+        return len(calls) >= 1
+
+    with pytest.raises(RunCancelled):
+        METHODS[name].unlearn(model, dataset, split, fast_config(name), device=CPU, seed=0,
+                              on_progress=calls.append, should_stop=stop_after_first_report)
+    assert len(calls) == 1  # it stopped at the first check after the first report
+
+
+def test_registry_entries_are_complete():
+    assert {"wsscl", "retrain", "ft", "ga", "rl", "salun", "l1_sparse", "scrub"} <= set(METHODS)
+    for name, info in METHODS.items():
+        assert info.name == name and info.label and info.summary.endswith(".")
+        for field in config_fields(info.config_class):
+            assert field.help, f"{name}.{field.name} has no help text"
+            assert field.type in ("int", "float", "str", "bool")
+            if field.choices:
+                assert field.default in field.choices
+        info.config_class()  # defaults validate
+
+
+def test_make_config_rejects_bad_values():
+    assert make_config("wsscl", epochs=2).epochs == 2
+    with pytest.raises(ValueError, match="no option 'learning_rate'"):
+        make_config("ft", learning_rate=0.1)
+    with pytest.raises(ValueError, match="lr"):
+        make_config("ft", lr=-1.0)
+    with pytest.raises(ValueError, match="guidance"):
+        make_config("wsscl", guidance="fuzzy")
+    with pytest.raises(ValueError, match="epochs"):
+        make_config("ga", epochs=1.5)
+    with pytest.raises(ValueError, match="unknown method"):
+        make_config("nope")
+
+
+def test_run_unlearning_builds_a_record(tiny):
+    dataset, split, model = tiny
+    reference = {"UA": 100.0, "RA": 50.0, "TA": 50.0, "MIA": 100.0}
+    outcome = run_unlearning("ft", model, dataset, split, {"epochs": 1}, device=CPU, seed=1, reference=reference)
+    record = outcome.record
+    assert record["method"] == "ft" and record["seed"] == 1 and record["status"] == "finished"
+    assert record["forget"]["classes"] == [1] and record["config"]["epochs"] == 1
+    assert outcome.avg_gap == pytest.approx(np.mean([abs(outcome.evaluation.scores()[k] - reference[k])
+                                                     for k in reference]))
+    assert {"UA", "RA", "TA", "MIA"} <= set(record["metrics"]) and record["versions"]["torch"]
