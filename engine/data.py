@@ -63,10 +63,11 @@ class ImageDataset:
 
 
 def from_arrays(name: str, classes, train_x, train_y, test_x, test_y, *, hflip: bool = False,
-                validation_size: int = 0, source: str = "arrays") -> ImageDataset:
+                validation_size: int | None = None, source: str = "arrays") -> ImageDataset:
     """Build an `ImageDataset` from numpy arrays: images (N, H, W), (N, C, H, W) or (N, H, W, C) uint8.
 
-    Use it to bring your own data, or for small fixtures in tests.
+    Use it to bring your own data, or for small fixtures in tests. ``validation_size`` defaults to
+    10 % of the training pool, at most 5,000 images.
     """
     def as_nchw(images: np.ndarray) -> torch.Tensor:
         images = np.asarray(images, dtype=np.uint8)
@@ -77,6 +78,10 @@ def from_arrays(name: str, classes, train_x, train_y, test_x, test_y, *, hflip: 
         return torch.from_numpy(np.ascontiguousarray(images))
 
     train_images, test_images = as_nchw(train_x), as_nchw(test_x)
+    if validation_size is None:
+        validation_size = min(5000, len(train_images) // 10)
+    if not 0 <= validation_size < len(train_images):
+        raise ValueError(f"validation_size {validation_size} must lie in [0, {len(train_images)})")
     scaled = train_images.float().div_(255)
     mean = tuple(scaled.mean(dim=(0, 2, 3)).tolist())
     std = tuple(scaled.std(dim=(0, 2, 3)).tolist())
@@ -117,7 +122,7 @@ def _load_idx_dataset(name: str, torchvision_folder: str, classes, extra_dirs: l
     for folder in candidates:
         arrays = _read_idx_folder(folder)
         if arrays is not None:
-            return from_arrays(name, classes, *arrays, hflip=hflip, validation_size=5000, source=str(folder))
+            return from_arrays(name, classes, *arrays, hflip=hflip, source=str(folder))
     if download:
         import torchvision.datasets as tvd
         getattr(tvd, torchvision_folder)(str(root), train=True, download=True)
@@ -180,7 +185,7 @@ def _load_cifar(name: str, root: Path, download: bool) -> ImageDataset:
         with open(meta, "rb") as handle:
             classes = tuple(_NumpyOnlyUnpickler(handle, encoding="latin1").load()["fine_label_names"])
     return from_arrays(name, classes, np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
-                 test_x, test_y, hflip=True, validation_size=5000, source=str(folder))
+                 test_x, test_y, hflip=True, source=str(folder))
 
 
 def _load_svhn(root: Path, download: bool) -> ImageDataset:
@@ -203,7 +208,7 @@ def _load_svhn(root: Path, download: bool) -> ImageDataset:
     train_x, train_y = read(files["train"])
     test_x, test_y = read(files["test"])
     return from_arrays("svhn", tuple(str(d) for d in range(10)), train_x, train_y, test_x, test_y, hflip=False,
-                 validation_size=5000, source=str(root))
+                 source=str(root))
 
 
 _LOADERS = {
