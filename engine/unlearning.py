@@ -94,3 +94,44 @@ def run_unlearning(method_name: str, model: nn.Module, dataset: ImageDataset, sp
     record = run_record(result, evaluation, dataset, split, device=device, reference=scores, gap=gap,
                         split_seed=split_seed)
     return RunOutcome(result=result, evaluation=evaluation, reference_scores=scores, avg_gap=gap, record=record)
+
+
+# --------------------------------------------------------------------------------------------- bench
+def run_cell(method: str, model: nn.Module, dataset: ImageDataset, spec, seed: int, reference: dict, *,
+             device: torch.device, overrides: Optional[dict] = None, split_seed: int = 0) -> dict:
+    """One benchmark cell: unlearn ``spec`` with ``method`` and ``seed``; figures, gap and RTE as a flat dict."""
+    from engine.splits import make_split
+
+    split = make_split(dataset, spec, split_seed)
+    outcome = run_unlearning(method, model, dataset, split, make_config(method, **(overrides or {})), device=device,
+                             seed=seed, reference=reference, split_seed=split_seed)
+    return {"method": method, "forget": spec.to_dict(), "seed": seed, **outcome.evaluation.scores(),
+            "forget_test_acc": outcome.evaluation.forget_test_acc, "avg_gap": outcome.avg_gap,
+            "seconds": outcome.result.seconds, "config": outcome.result.config}
+
+
+def bench_table(rows: list[dict], *, device: str, command: str) -> tuple[str, list[dict]]:
+    """Markdown table (mean ± std over runs per method × scenario) and the summary rows behind it.
+
+    Avg. Gap is computed per run against that run's own Retrain reference, then averaged.
+    """
+    from engine.metrics import mean_and_std
+
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["scenario"], row["method"]), []).append(row)
+    summary = []
+    lines = [f"Device: {device}  ", f"Command: `{command}`", "",
+             "| scenario | method | UA | RA | TA | MIA-Efficacy | Avg. Gap ↓ | RTE (s) | runs |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (scenario, method), members in groups.items():
+        entry = {"scenario": scenario, "method": method, "runs": len(members)}
+        cells = []
+        for key in ("UA", "RA", "TA", "MIA", "avg_gap", "seconds"):
+            mean, std = mean_and_std(r[key] for r in members)
+            entry[key], entry[f"{key}_std"] = mean, std
+            cells.append(f"{mean:.2f} ± {std:.2f}" if key != "seconds" else f"{mean:.1f} ± {std:.1f}")
+        summary.append(entry)
+        label = METHODS[method].label
+        lines.append(f"| {scenario} | {label} | " + " | ".join(cells) + f" | {len(members)} |")
+    return "\n".join(lines) + "\n", summary

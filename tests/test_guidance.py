@@ -1,0 +1,41 @@
+"""A guidance weight of 0 freezes a weight through a full WSS-CL run (both stages, momentum and weight decay)."""
+from __future__ import annotations
+
+import torch
+
+from engine import METHODS, make_config
+from tests.test_methods import CPU, tiny  # noqa: F401  (the tiny fixture)
+
+
+def test_zero_guidance_freezes_weights_through_wsscl(tiny):  # noqa: F811
+    dataset, split, model = tiny
+    config = make_config("wsscl", guidance="hard", sparsity=0.3, epochs=2, retain_weight_decay=0.05)
+    result = METHODS["wsscl"].unlearn(model, dataset, split, config, device=CPU, seed=0)
+    guidance = result.extras["guidance"]
+    original = dict(model.named_parameters())
+    frozen = moved = 0
+    for name, param in result.model.named_parameters():
+        zero = guidance[name] == 0
+        assert torch.equal(param.detach()[zero], original[name].detach()[zero]), f"{name} moved where w = 0"
+        frozen += int(zero.sum())
+        moved += int((param.detach()[~zero] != original[name].detach()[~zero]).sum())
+    assert frozen > 0 and moved > 0
+
+
+def test_soft_guidance_is_kept_for_the_insights(tiny):  # noqa: F811
+    dataset, split, model = tiny
+    result = METHODS["wsscl"].unlearn(model, dataset, split, make_config("wsscl", epochs=1), device=CPU, seed=0)
+    guidance, saliency = result.extras["guidance"], result.extras["saliency"]
+    assert guidance.keys() == saliency.keys() == dict(model.named_parameters()).keys()
+    values = torch.cat([w.flatten() for w in guidance.values()])
+    assert values.min() >= 0 and values.max() <= 1 and (values == 1).any() and (values < 1).any()
+    assert result.extras["guidance_summary"][0]["name"]
+
+
+def test_salun_moves_only_masked_weights(tiny):  # noqa: F811
+    dataset, split, model = tiny
+    result = METHODS["salun"].unlearn(model, dataset, split, make_config("salun", epochs=1), device=CPU, seed=0)
+    original = dict(model.named_parameters())
+    for name, param in result.model.named_parameters():
+        zero = result.extras["guidance"][name] == 0
+        assert torch.equal(param.detach()[zero], original[name].detach()[zero])
