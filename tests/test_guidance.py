@@ -1,6 +1,7 @@
 """A guidance weight of 0 freezes a weight through a full WSS-CL run (both stages, momentum and weight decay)."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from engine import METHODS, make_config
@@ -39,3 +40,15 @@ def test_salun_moves_only_masked_weights(tiny):  # noqa: F811
     for name, param in result.model.named_parameters():
         zero = result.extras["guidance"][name] == 0
         assert torch.equal(param.detach()[zero], original[name].detach()[zero])
+
+
+@pytest.mark.parametrize("options", [{"guidance": "sigmoid"}, {"guidance": "none"}, {"pseudo_label": "batch_mean"},
+                                     {"stage1_objective": "maximize"}, {"representation": "logits"},
+                                     {"positives": "none"}, {"retain_fraction": 1.0}])
+def test_wsscl_variants_run(tiny, options):  # noqa: F811
+    dataset, split, model = tiny
+    result = METHODS["wsscl"].unlearn(model, dataset, split, make_config("wsscl", epochs=1, **options), device=CPU)
+    assert result.config["guidance"] == options.get("guidance", "soft")
+    assert ("guidance" in result.extras) == (options.get("guidance") != "none")
+    stages = {entry["stage"] for entry in result.history}
+    assert {"stage 1 · forget (KL)", "stage 2 · forget (contrastive)", "stage 2 · retain (CE)"} <= stages

@@ -141,3 +141,23 @@ def test_run_unlearning_builds_a_record(tiny):
     assert outcome.avg_gap == pytest.approx(np.mean([abs(outcome.evaluation.scores()[k] - reference[k])
                                                      for k in reference]))
     assert {"UA", "RA", "TA", "MIA"} <= set(record["metrics"]) and record["versions"]["torch"]
+
+
+def test_self_supervised_encoder_probe_and_wsscl(tiny):
+    """SimCLR without labels + a linear probe gives a model every method accepts (the paper's SSL setting)."""
+    from engine.selfsupervised import fit_linear_probe, nt_xent, train_simclr
+    from engine.splits import training_indices
+
+    dataset, split, _ = tiny
+    first = torch.randn(4, 6)
+    assert nt_xent(first, first, 0.1) < nt_xent(first, torch.randn(4, 6), 0.1)
+    scrambled = dataclasses.replace(dataset, train_labels=torch.zeros_like(dataset.train_labels))
+    encoder = train_simclr(scrambled, training_indices(dataset), device=CPU, epochs=1, batch_size=64)
+    same = train_simclr(dataset, training_indices(dataset), device=CPU, epochs=1, batch_size=64)
+    for key, value in encoder.state_dict().items():  # labels were never read
+        assert torch.equal(value, same.state_dict()[key])
+    model = fit_linear_probe(encoder, dataset, training_indices(dataset), device=CPU, epochs=50)
+    outcome = run_unlearning("wsscl", model, dataset, split, {"epochs": 1}, device=CPU, seed=0,
+                             reference={"UA": 100.0, "RA": 0.0, "TA": 0.0, "MIA": 100.0})
+    assert outcome.evaluation.RA > 40.0  # the probe learned something on 4 classes
+    assert outcome.result.model.head.weight.shape == model.head.weight.shape
