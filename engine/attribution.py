@@ -101,36 +101,50 @@ class Attributions:
     target_probability: np.ndarray  # (M, N) each model's softmax probability of the target
 
 
+def model_attributions(model: nn.Module, images: torch.Tensor, targets: np.ndarray, *, device: torch.device,
+                       methods: Sequence[str] = ATTRIBUTION_METHODS, steps: int = 32,
+                       should_stop=None) -> dict[str, np.ndarray]:
+    """One model's raw maps (K, N, H, W), predicted classes (N,) and target probabilities (N,): the part of
+    `explain` that depends on a single model (what a cache keeps per model)."""
+    from engine.training import predict
+
+    reporter = Reporter(None, should_stop)
+    targets = np.asarray(targets, dtype=np.int64)
+    outputs = predict(model, images, device=device)
+    raw = np.zeros((len(methods), len(targets), *images.shape[-2:]), dtype=np.float32)
+    for k, method in enumerate(methods):
+        reporter.check()
+        raw[k] = attribute(model, images, targets, method, device=device, steps=steps)
+    return {"raw": raw, "predictions": outputs.predictions.astype(np.int64),
+            "probability": outputs.probabilities[np.arange(len(targets)), targets].astype(np.float32)}
+
+
 def explain(models: dict[str, nn.Module], images: torch.Tensor, labels: np.ndarray, *, device: torch.device,
-                 sample_ids: Optional[np.ndarray] = None, in_forget: Optional[np.ndarray] = None,
-                 targets: Optional[np.ndarray] = None, methods: Sequence[str] = ATTRIBUTION_METHODS,
-                 steps: int = 32, on_progress=None, should_stop=None) -> Attributions:
+            sample_ids: Optional[np.ndarray] = None, in_forget: Optional[np.ndarray] = None,
+            targets: Optional[np.ndarray] = None, methods: Sequence[str] = ATTRIBUTION_METHODS,
+            steps: int = 32, precomputed: Optional[dict[str, dict[str, np.ndarray]]] = None,
+            on_progress=None, should_stop=None) -> Attributions:
     """Every method for every model on the same images and targets (default target: the true label).
 
     Args:
         models: {name: model}, e.g. {"original": ..., "unlearned": ..., "retrained": ...}.
         images: uint8 (N, C, H, W).
         labels: (N,) true labels.
+        precomputed: {name: `model_attributions(...)`} for models already explained (e.g. from a cache)
+            on the same images, targets, methods and steps.
     """
-    from engine.training import predict
-
     reporter = Reporter(on_progress, should_stop)
     labels = np.asarray(labels, dtype=np.int64)
     targets = labels.copy() if targets is None else np.asarray(targets, dtype=np.int64)
     count = len(labels)
-    raw = np.zeros((len(models), len(methods), count, *images.shape[-2:]), dtype=np.float32)
-    predictions = np.zeros((len(models), count), dtype=np.int64)
-    probability = np.zeros((len(models), count), dtype=np.float32)
-    total, step = len(models) * len(methods), 0
-    for m, model in enumerate(models.values()):
-        outputs = predict(model, images, device=device)
-        predictions[m] = outputs.predictions
-        probability[m] = outputs.probabilities[np.arange(count), targets]
-        for k, method in enumerate(methods):
-            reporter.check()
-            raw[m, k] = attribute(model, images, targets, method, device=device, steps=steps)
-            step += 1
-            reporter.report("attributions", step, total)
+    parts = []
+    for m, (name, model) in enumerate(models.items()):
+        reporter.check()
+        part = (precomputed or {}).get(name)
+        parts.append(part if part is not None else model_attributions(
+            model, images, targets, device=device, methods=methods, steps=steps, should_stop=should_stop))
+        reporter.report("attributions", m + 1, len(models))
+    raw = np.stack([part["raw"] for part in parts])
     maps = np.stack([normalise_jointly(raw[:, k]) for k in range(len(methods))], axis=1)
     return Attributions(
         models=tuple(models), methods=tuple(methods),
@@ -139,4 +153,5 @@ def explain(models: dict[str, nn.Module], images: torch.Tensor, labels: np.ndarr
         labels=labels, targets=targets,
         in_forget=np.asarray(in_forget if in_forget is not None else np.zeros(count, bool), dtype=bool),
         maps=maps, scale=raw.reshape(*raw.shape[:3], -1).max(-1) if count else np.zeros(raw.shape[:3], np.float32),
-        predictions=predictions, target_probability=probability)
+        predictions=np.stack([part["predictions"] for part in parts]),
+        target_probability=np.stack([part["probability"] for part in parts]))

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from engine.attacks import PrivacyAttacks, run_attacks
-from engine.attribution import ATTRIBUTION_METHODS, Attributions, explain
+from engine.attribution import ATTRIBUTION_METHODS, Attributions, explain, model_attributions
 from engine.checkpoints import write_json_atomic
 from engine.data import ImageDataset
 from engine.progress import ProgressCallback, Reporter, StopCheck
@@ -313,9 +313,18 @@ def compute_insights(original: nn.Module, unlearned: nn.Module, dataset: ImageDa
            else np.asarray(attribution_ids, dtype=np.int64))
     if len(ids) and (ids.min() < 0 or ids.max() >= len(labels)):
         raise ValueError(f"attribution ids must index the training pool (0..{len(labels) - 1})")
-    explained = explain(models, dataset.train_images[torch.as_tensor(ids)], labels[ids], device=device,
-                             sample_ids=ids, in_forget=np.isin(ids, split.forget), steps=config.attribution_steps,
-                             should_stop=should_stop)
+    images = dataset.train_images[torch.as_tensor(ids)]
+    explained_by = {}
+    for name, model in models.items():
+        key = f"attributions-{prints[name]}-{dataset.name}-{_ids_key(ids)}-{config.attribution_steps}"
+        value = cache.get(key)
+        if value is None:
+            value = model_attributions(model, images, labels[ids], device=device, steps=config.attribution_steps,
+                                       should_stop=should_stop)
+            cache.put(key, value)
+        explained_by[name] = value
+    explained = explain(models, images, labels[ids], device=device, sample_ids=ids, in_forget=np.isin(ids, split.forget),
+                        steps=config.attribution_steps, precomputed=explained_by, should_stop=should_stop)
     seconds["attributions"] = time.perf_counter() - clock
 
     # 5. features -------------------------------------------------------------------------------------

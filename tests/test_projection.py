@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from engine.projection import (align, fit_projection, nearest, normalise, numba_cache_dir, place,
-                               project_features, separation, stratified_sample)
+                               project_features, separation, stratified_sample, two_group_silhouette)
 
 
 def clustered(seed=0, per_class=60, classes=4, dim=16):
@@ -43,6 +43,15 @@ def test_align_recovers_a_rotation_from_anchor_points():
     anchors = np.arange(len(points)) % 2 == 0
     aligned = align(normalise(points) @ rotation, points, anchors)
     assert aligned == pytest.approx(normalise(points), abs=1e-6)  # even the non-anchor points
+
+
+def test_two_group_silhouette_matches_scikit_learn():
+    from sklearn.metrics import silhouette_score
+
+    points, labels = clustered(dim=6)
+    unit = normalise(points)
+    for group in (labels == 0, np.arange(len(labels)) % 3 == 0, np.arange(len(labels)) == 5):
+        assert two_group_silhouette(unit, group) == pytest.approx(silhouette_score(unit, group.astype(int), metric="cosine"), abs=1e-9)
 
 
 def test_separation_orders_separable_and_mixed_groups():
