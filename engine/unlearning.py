@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -122,8 +123,10 @@ def bench_table(rows: list[dict], *, device: str, command: str) -> tuple[str, li
         groups.setdefault((row["scenario"], row["method"]), []).append(row)
     summary = []
     lines = [f"Device: {device}  ", f"Command: `{command}`", "",
-             "| scenario | method | UA | RA | TA | MIA-Efficacy | Avg. Gap ↓ | RTE (s) | runs |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| scenario | method | UA | RA | TA | MIA-Efficacy | Avg. Gap ↓ | RTE (s) | RTE / Retrain | runs |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    retrain_seconds = {scenario: np.mean([r["seconds"] for r in members])
+                       for (scenario, method), members in groups.items() if method == "retrain"}
     for (scenario, method), members in groups.items():
         entry = {"scenario": scenario, "method": method, "runs": len(members)}
         cells = []
@@ -131,7 +134,9 @@ def bench_table(rows: list[dict], *, device: str, command: str) -> tuple[str, li
             mean, std = mean_and_std(r[key] for r in members)
             entry[key], entry[f"{key}_std"] = mean, std
             cells.append(f"{mean:.2f} ± {std:.2f}" if key != "seconds" else f"{mean:.1f} ± {std:.1f}")
+        ratio = entry["seconds"] / retrain_seconds[scenario] if scenario in retrain_seconds else float("nan")
+        entry["seconds_vs_retrain"] = ratio
         summary.append(entry)
         label = METHODS[method].label
-        lines.append(f"| {scenario} | {label} | " + " | ".join(cells) + f" | {len(members)} |")
+        lines.append(f"| {scenario} | {label} | " + " | ".join(cells) + f" | {100 * ratio:.1f} % | {len(members)} |")
     return "\n".join(lines) + "\n", summary

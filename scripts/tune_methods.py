@@ -18,7 +18,6 @@ shared machine's budget) on random 10 % only — seed 0.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import time
 from pathlib import Path
@@ -34,9 +33,10 @@ from engine.privacy import mia_efficacy, true_label_confidence
 CACHE = Path("runs/tuning/results.json")
 DOC = Path("docs/tuning.md")
 SCENARIOS = {"class 3": ForgetSpec(classes=(3,)), "random 10%": ForgetSpec(fraction=0.1, seed=0)}
-LR = {"ft": (0.005, 0.02, 0.05), "l1_sparse": (0.005, 0.02, 0.05), "ga": (1e-4, 5e-4, 2e-3),
-      "rl": (0.003, 0.01, 0.03), "salun": (0.003, 0.01, 0.03), "scrub": (0.002, 0.005, 0.02)}
-WSSCL = [{"epochs": 2, "stage1_lr": s1, "forget_lr": fl} for s1, fl in itertools.product((0.02, 0.05), (3e-3, 1e-2))]
+# The 2-core machine was shared with three other engineers' jobs (load ≈ 9): the grid is small on purpose.
+LR = {"salun": (0.003, 0.01, 0.03), "rl": (0.01, 0.03), "ft": (0.02, 0.05), "l1_sparse": (0.02, 0.05),
+      "ga": (5e-4, 2e-3), "scrub": (0.005, 0.02)}
+WSSCL = [{"epochs": 2, "stage1_lr": s1, "forget_lr": fl} for s1, fl in ((0.02, 3e-3), (0.02, 1e-2), (0.05, 3e-3))]
 BASELINE_SCENARIOS = ("random 10%",)  # the shared CPU was saturated: baselines are tuned on the harder scenario only
 
 

@@ -178,12 +178,14 @@ class Session:
     def train_round(self, data: DeviceImages, loss_fn: LossFn, optimizer: torch.optim.Optimizer, *, stage: str,
                     batch_size: int, guided: Optional[GuidedUpdate] = None, augment: bool = False,
                     limit: int | None = None, step: int = 0, total: int | None = None,
-                    lr_at: Optional[Callable[[int], float]] = None) -> int:
+                    lr_at: Optional[Callable[[int], float]] = None, frozen_statistics: bool = False) -> int:
         """One shuffled pass (of at most ``limit`` samples) of SGD on ``loss_fn``; returns the step count.
 
         ``guided`` scales every update by the guidance weights (w = 0 freezes a weight exactly);
-        ``lr_at(step)`` sets the learning rate before each step.
+        ``lr_at(step)`` sets the learning rate before each step; ``frozen_statistics`` runs the round in
+        eval mode (batch norm uses and keeps its running statistics; gradients still flow).
         """
+        self.model.train(not frozen_statistics)
         guided = guided or GuidedUpdate(self.model, None)
         total = total or step + self.steps(len(data), batch_size, limit)
         order = self.order(len(data), limit)
@@ -200,6 +202,7 @@ class Session:
             guided.step(optimizer)
             step += 1
             self.log(stage, step, total, loss=loss.detach(), **{k: v.detach() for k, v in parts.items()})
+        self.model.train()
         return step
 
     def finish(self, model: nn.Module | None = None) -> UnlearnResult:
