@@ -11,6 +11,7 @@ batches and raises `RunCancelled`).
 """
 from __future__ import annotations
 
+import atexit
 import itertools
 import threading
 import time
@@ -76,6 +77,7 @@ class JobManager:
         self._ids = itertools.count(1)
         self._thread: Optional[threading.Thread] = None
         self.listeners: list[Callable[[Job], None]] = []   # called (in the worker) when a job ends
+        self._closing = False
 
     # ------------------------------------------------------------------ submitting and cancelling
     def submit(self, owner: str, kind: str, title: str, params: dict, work: Work) -> Job:
@@ -100,6 +102,21 @@ class JobManager:
                 self._queue.remove(job_id)
                 job.status, job.ended = "cancelled", time.time()
             return True
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel everything and let the worker end (at interpreter exit: a daemon thread still inside torch
+        when the process dies aborts it)."""
+        with self._lock:
+            self._closing = True
+            for job_id in list(self._queue):
+                self._jobs[job_id].status, self._jobs[job_id].ended = "cancelled", time.time()
+            self._queue.clear()
+            if self._running:
+                self._jobs[self._running].cancel_event.set()
+            thread = self._thread
+            self._wake.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
     # ------------------------------------------------------------------ reading (plain copies)
     def position(self, job_id: str) -> Optional[int]:
@@ -153,7 +170,7 @@ class JobManager:
         while True:
             with self._lock:
                 while not self._queue:
-                    if not self._wake.wait(timeout=300):
+                    if self._closing or not self._wake.wait(timeout=300):
                         self._thread = None          # idle for long: let the thread end; submit restarts it
                         return
                 job_id = self._queue.pop(0)
@@ -207,4 +224,5 @@ def manager() -> JobManager:
     with _MANAGER_LOCK:
         if _MANAGER is None:
             _MANAGER = JobManager()
+            atexit.register(_MANAGER.shutdown)
         return _MANAGER

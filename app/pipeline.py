@@ -20,6 +20,7 @@ from app import settings, store
 _EVAL_CACHE: dict[str, dict] = {}        # original model's metrics per forget spec (pure function of the spec)
 _POOL_CACHE: dict[str, tuple] = {}       # original model's outputs on the training pool and test set
 _EVAL_LOCK = threading.Lock()
+_POOL_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------------------------------- methods
@@ -82,14 +83,12 @@ def reference_metrics(dataset_name: str, spec: dict) -> tuple[Optional[dict], st
 def original_outputs(model, dataset, device) -> tuple:
     """The original model's outputs on the whole training pool and test set: computed once per process,
     then every forget set's evaluation is a matter of indexing (seconds saved on each run)."""
-    with _EVAL_LOCK:
-        if dataset.name in _POOL_CACHE:
-            return _POOL_CACHE[dataset.name]
-    pool = engine.predict(model, dataset.train_images, device=device)
-    test = engine.predict(model, dataset.test_images, device=device)
-    with _EVAL_LOCK:
-        _POOL_CACHE[dataset.name] = (pool, test)
-    return pool, test
+    with _POOL_LOCK:          # one computation; a second caller (warm-up vs. first run) waits for it
+        if dataset.name not in _POOL_CACHE:
+            pool = engine.predict(model, dataset.train_images, device=device)
+            test = engine.predict(model, dataset.test_images, device=device)
+            _POOL_CACHE[dataset.name] = (pool, test)
+        return _POOL_CACHE[dataset.name]
 
 
 def original_metrics(model, dataset, split, spec: dict, device) -> dict:
@@ -146,6 +145,7 @@ def unlearn_work(job, report, should_stop) -> dict:
                      insights="computing" if hasattr(engine, "compute_insights") else "unavailable")
         engine.runs.save_run(run_dir, outcome, extra=extra)
         record = store.read_record(run_dir)
+        job.params["run_id"] = store.run_id(run_dir)     # pages show the metrics now, insights follow
         report("metrics ready", 1, 1)
     except BaseException as exc:
         cancelled = type(exc).__name__ == "RunCancelled" or should_stop()

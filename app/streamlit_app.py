@@ -16,21 +16,21 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))   # UMAP's 
 
 import streamlit as st  # noqa: E402
 
-st.set_page_config(page_title="Unlearning Lab", page_icon="🧽", layout="wide")
+st.set_page_config(page_title="Unlearning Lab", page_icon=":material/layers_clear:", layout="wide")
 
 from app import settings, state, ui  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 pages = {
-    "Start": [st.Page(str(HERE / "views/learn.py"), title="What is unlearning?", icon="💡", default=True),
-              st.Page(str(HERE / "views/teaching.py"), title="Guided tour", icon="🎓")],
-    "Do": [st.Page(str(HERE / "views/forget.py"), title="1 · Choose what to forget", icon="🎯"),
-           st.Page(str(HERE / "views/run.py"), title="2 · Run", icon="▶️")],
-    "See": [st.Page(str(HERE / "views/results.py"), title="Results", icon="📊"),
-            st.Page(str(HERE / "views/saliency.py"), title="Weight saliency", icon="🧠"),
-            st.Page(str(HERE / "views/features.py"), title="Feature space", icon="🗺️"),
-            st.Page(str(HERE / "views/privacy.py"), title="Privacy", icon="🕵️"),
-            st.Page(str(HERE / "views/compare.py"), title="Compare runs", icon="📋")],
+    "Start": [st.Page(str(HERE / "views/learn.py"), title="What is unlearning?", icon=":material/lightbulb:", default=True),
+              st.Page(str(HERE / "views/teaching.py"), title="Guided tour", icon=":material/school:")],
+    "Do": [st.Page(str(HERE / "views/forget.py"), title="1 · Choose what to forget", icon=":material/target:"),
+           st.Page(str(HERE / "views/run.py"), title="2 · Run", icon=":material/play_arrow:")],
+    "See": [st.Page(str(HERE / "views/results.py"), title="Results", icon=":material/speed:"),
+            st.Page(str(HERE / "views/saliency.py"), title="Weight saliency", icon=":material/grid_on:"),
+            st.Page(str(HERE / "views/features.py"), title="Feature space", icon=":material/scatter_plot:"),
+            st.Page(str(HERE / "views/privacy.py"), title="Privacy", icon=":material/shield:"),
+            st.Page(str(HERE / "views/compare.py"), title="Compare runs", icon=":material/table_chart:")],
 }
 page = st.navigation(pages)
 

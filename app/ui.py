@@ -62,23 +62,26 @@ def render_job(snapshot: dict, key: str) -> None:
         st.error(f"The run failed: {snapshot['error']}. The app and earlier results are unaffected.")
 
 
-def job_panel(key: str, only_owner: bool = True) -> None:
+def job_panel(key: str, only_owner: bool = True, show_recent: bool = False) -> None:
     """The session's jobs (live while any runs). Polled by a fragment; the rest of the page stays idle."""
     owner = state.session_id() if only_owner else None
 
     def body():
         jobs = [j for j in manager().jobs(owner) if j["id"] in state.job_ids() or not only_owner]
         live = [j for j in jobs if j["status"] not in TERMINAL]
-        recent = [j for j in jobs if j["status"] in TERMINAL][-2:]
+        recent = [j for j in jobs if j["status"] in TERMINAL][-2:] if show_recent else []
         for snapshot in live + recent[::-1]:
             render_job(snapshot, key)
+        # a run's metrics are on disk before its insights: show them at once, and again when the job ends
         seen = set(state.get("seen_done"))
-        finished_now = [j for j in jobs if j["status"] in TERMINAL and j["id"] not in seen]
-        if finished_now:
-            state.put("seen_done", sorted(seen | {j["id"] for j in finished_now}))
-            for j in finished_now:
-                if j["kind"] == "unlearn" and j["result"].get("run_id"):
-                    state.set_current_run(j["result"]["run_id"])
+        events = {f"{j['id']}:done" for j in jobs if j["status"] in TERMINAL} | {
+            f"{j['id']}:metrics" for j in jobs if j["params"].get("run_id")}
+        new = events - seen
+        if new:
+            state.put("seen_done", sorted(seen | new))
+            for j in jobs:
+                if j["kind"] == "unlearn" and j["params"].get("run_id") and f"{j['id']}:metrics" in new:
+                    state.set_current_run(j["params"]["run_id"])
             if live_before.get("live"):
                 st.rerun(scope="app")      # the rest of the page (results, tables) fills in
         live_before["live"] = bool(live)
@@ -124,8 +127,8 @@ def pick_run(key: str, finished_only: bool = True) -> dict | None:
 def no_run_yet() -> None:
     st.info("No finished run yet. Choose what to forget, then start a run.")
     cols = st.columns(2)
-    cols[0].page_link("views/forget.py", label="Choose what to forget", icon="🎯")
-    cols[1].page_link("views/run.py", label="Run unlearning", icon="▶️")
+    cols[0].page_link("views/forget.py", label="Choose what to forget", icon=":material/target:")
+    cols[1].page_link("views/run.py", label="Run unlearning", icon=":material/play_arrow:")
 
 
 def spec_summary(spec: dict | None, class_names) -> str:

@@ -19,10 +19,11 @@ rows = []
 for r in runs:
     m = r.get("metrics") or {}
     cfg = r.get("config") or {}
-    rows.append({"run": r["id"].split("/")[-1], "method": r.get("label", r.get("method")), "forget set": r.get("spec_text"),
+    rows.append({"method": r.get("label", r.get("method")), "forget set": r.get("spec_text"),
                  "status": r.get("status"), "UA": m.get("UA"), "RA": m.get("RA"), "TA": m.get("TA"), "MIA": m.get("MIA"),
                  "Avg. Gap": r.get("avg_gap"), "seconds": r.get("seconds"),
-                 "config": ", ".join(f"{k}={v}" for k, v in cfg.items()), "seed": r.get("seed")})
+                 "config": ", ".join(f"{k}={v}" for k, v in cfg.items()), "seed": r.get("seed"),
+                 "run": r["id"].split("/")[-1]})
 table = pd.DataFrame(rows)
 st.dataframe(table, hide_index=True, width="stretch",
              column_config={k: st.column_config.NumberColumn(k, format="%.1f") for k in ("UA", "RA", "TA", "MIA", "seconds")}

@@ -11,7 +11,7 @@ run, insights = run_and_insights("features")
 names = resources.dataset().classes
 space = insights.features
 models = list(space.models)
-titles = {"original": "original", "unlearned": f"unlearned ({run.get('label')})", "retrained": "Retrain (exact)"}
+titles = {"original": "original", "unlearned": f"unlearned · {run.get('label')}", "retrained": "Retrain (exact)"}
 
 st.subheader("Where the forget samples go")
 st.markdown("UMAP of penultimate features, all panels in one shared frame (so positions compare). Ringed dots "

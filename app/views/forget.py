@@ -154,4 +154,4 @@ else:
     ref, _ = resources.reference_metrics(json.dumps(spec, sort_keys=True), spec)
     st.caption("Exact unlearning (Retrain) for this set: " + ("precomputed ✓" if ref else
                "not precomputed — it will be computed in the background after your run (≈ 1.5 min on this CPU)."))
-    st.page_link("views/run.py", label="Next: run unlearning", icon="▶️")
+    st.page_link("views/run.py", label="Next: run unlearning", icon=":material/play_arrow:")

@@ -56,8 +56,8 @@ with st.expander("How a run is judged (the four numbers)"):
 
 st.divider()
 go = st.columns(3)
-go[0].page_link("views/forget.py", label="Start: choose what to forget", icon="🎯")
-go[1].page_link("views/teaching.py", label="Or take the guided tour", icon="🎓")
-go[2].page_link("views/compare.py", label="Earlier runs", icon="📋")
+go[0].page_link("views/forget.py", label="Start: choose what to forget", icon=":material/target:")
+go[1].page_link("views/teaching.py", label="Or take the guided tour", icon=":material/school:")
+go[2].page_link("views/compare.py", label="Earlier runs", icon=":material/table_chart:")
 if settings.FAST:
     st.caption("Fast mode is on: method defaults are shrunk to seconds.")

@@ -14,13 +14,14 @@ with top[0]:
     st.markdown(f"**Forget set:** {ui.spec_summary(spec, names)}")
 with top[1]:
     st.markdown(f"**Device:** {resources.device_label()}")
+progress = st.container()          # filled at the end, so a run started below shows at once
 if spec is None:
     st.warning("Choose what to forget first.")
-    st.page_link("views/forget.py", label="Choose what to forget", icon="🎯")
+    st.page_link("views/forget.py", label="Choose what to forget", icon=":material/target:")
 
 methods = pipeline.methods()
 order = sorted(methods, key=lambda m: (m != pipeline.default_method(), m == "retrain", methods[m].label))
-method = st.selectbox("Method", order, format_func=lambda m: methods[m].label + (" (ours)" if m == "wsscl" else ""),
+method = st.selectbox("Method", order, format_func=lambda m: methods[m].label,
                       key="method")
 st.caption(methods[method].summary)
 
@@ -30,9 +31,9 @@ with st.form(f"config-{method}"):
     st.markdown("**Hyperparameters** — defaults are tuned for this dataset" +
                 (" (shrunk: fast mode)" if settings.FAST else ""))
     values = {}
-    columns = st.columns(3)
+    columns = st.columns(4)
     for k, f in enumerate(fields):
-        with columns[k % 3]:
+        with columns[k % 4]:
             key = f"cfg-{method}-{f.name}"
             label = f.name.replace("_", " ")
             if f.choices:
@@ -75,10 +76,10 @@ if spec is not None:
                                         f"MIA {ref['MIA']:.1f})" if ref else
                                         "none yet — computed in the background after the run; comparisons fill in."))
 
-st.subheader("Progress")
-ui.job_panel("run")
-if not state.job_ids():
-    st.caption("Nothing started in this session yet. The page stays usable while a run goes: switch pages freely, "
-               "the run carries on.")
-elif state.current_run():
-    st.page_link("views/results.py", label="See the results", icon="📊")
+with progress:
+    if state.job_ids():
+        st.subheader("Progress")
+        ui.job_panel("run", show_recent=True)
+        if state.current_run():
+            st.page_link("views/results.py", label="See the results", icon=":material/speed:")
+        st.caption("The run carries on while you switch pages; Cancel stops it within seconds.")

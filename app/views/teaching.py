@@ -109,7 +109,7 @@ else:
     st.markdown(f"Avg. Gap to Retrain: **{ui.fmt(gap, 2)}** points, in **{ui.fmt_seconds(run.get('seconds'))}** "
                 "instead of a full retraining. Now try it yourself — another class, a handful of images, or a "
                 "baseline for comparison.")
-    st.page_link("views/forget.py", label="Choose what to forget", icon="🎯")
+    st.page_link("views/forget.py", label="Choose what to forget", icon=":material/target:")
 
 nav = st.columns([1, 1, 6])
 if nav[0].button("← Back", disabled=step == 0, key="tour-back"):

@@ -1,0 +1,134 @@
+"""Benchmark the app in a real browser (headless Chromium via Playwright), the figures of issue 5:
+
+1. cold start: `streamlit run` spawned → first useful page (the original model's accuracy on screen);
+   warm: a fresh tab on the running server (caches warm).
+2. "pick a class → Start (WSS-CL, defaults) → gauges shown", timed from the first click on the forget page.
+3. responsiveness while that run goes: click → page settled, for page switches and a widget, max over all.
+
+    python -m scripts.bench_app                      # real defaults (the figures for docs/app.md)
+    python -m scripts.bench_app --fast               # UNLEARNING_LAB_FAST=1 (a smoke check)
+
+Writes artifacts/bench_app.json. The machine's load average is recorded beside the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def settled(page, timeout=120_000) -> None:
+    page.wait_for_timeout(150)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout)
+
+
+def nav(page, title: str) -> None:
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fast", action="store_true", help="UNLEARNING_LAB_FAST=1 (tiny runs)")
+    parser.add_argument("--class-index", type=int, default=7, help="class to forget (default 7, Sneaker)")
+    parser.add_argument("--out", default=str(REPO / "artifacts" / "bench_app.json"))
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    runs = tempfile.mkdtemp(prefix="bench-runs-")
+    env = {**os.environ, "UNLEARNING_LAB_RUNS": runs, "NUMBA_CACHE_DIR": str(REPO / ".numba_cache"),
+           **({"UNLEARNING_LAB_FAST": "1"} if args.fast else {})}
+    results = {"load_average_before": os.getloadavg(), "fast": args.fast, "cpu_count": os.cpu_count()}
+    spawned = time.time()
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app/streamlit_app.py", "--server.headless",
+                               "true", "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            while True:   # the browser is already up: what the cold start measures is the server and the page
+                try:
+                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            results["server_healthy_s"] = time.time() - spawned
+            page.goto(url)
+            page.get_by_text("Original model · test accuracy").wait_for()
+            results["cold_start_first_useful_page_s"] = time.time() - spawned
+            settled(page)
+            results["cold_start_page_settled_s"] = time.time() - spawned
+
+            warm = browser.new_page(viewport={"width": 1400, "height": 1000})
+            start = time.time()
+            warm.goto(url)
+            warm.get_by_text("Original model · test accuracy").wait_for()
+            results["warm_start_first_useful_page_s"] = time.time() - start
+            warm.close()
+
+            nav(page, "Choose what to forget")
+            page.get_by_text("Whole classes").first.wait_for()
+            settled(page)
+            name = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                    "Ankle boot"][args.class_index]
+            start = time.time()
+            page.get_by_text(name, exact=True).first.click()
+            page.get_by_text(f"class {name}").first.wait_for()
+            settled(page)
+            nav(page, "Run")
+            page.get_by_text("Hyperparameters").wait_for()
+            settled(page)
+            page.get_by_role("button", name="Start").click()
+            clicked = time.time()
+
+            # responsiveness while the run goes: page switches and a widget, click → settled
+            latencies = []
+            for title in ("What is unlearning?", "Compare runs", "Run"):
+                t = time.time()
+                nav(page, title)
+                settled(page)
+                latencies.append((f"open {title}", time.time() - t))
+                if time.time() - clicked > 20:
+                    break
+            results["interaction_latency_s"] = latencies
+            results["max_interaction_latency_s"] = max(v for _, v in latencies)
+            page.get_by_text("See the results").wait_for(timeout=600_000)
+            nav(page, "Results")
+            page.locator(".js-plotly-plot .indicatorlayer").first.wait_for()
+            done = time.time()
+            results["start_click_to_gauges_s"] = done - clicked
+            results["pick_class_to_gauges_s"] = done - start
+            page.screenshot(path=str(Path(args.out).with_suffix(".png")), full_page=True)
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(10)
+    results["load_average_after"] = os.getloadavg()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    for key, value in results.items():
+        print(f"{key:40s} {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Every page of the app under `AppTest`, with fast engine settings (UNLEARNING_LAB_FAST=1, a temporary run
+directory): empty state, picking a class, running WSS-CL through the Run form, and every results page
+with the finished run. One real run (≈ 30–60 s on the 2-core CPU, most of it the first UMAP) is shared."""
+import ast
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+APP = Path(__file__).resolve().parent.parent / "app"
+PAGES = ["learn", "teaching", "forget", "run", "results", "saliency", "features", "privacy", "compare"]
+TITLES = {"learn": "Unlearning Lab", "teaching": "Guided tour", "forget": "Choose what to forget",
+          "run": "Run unlearning", "results": "Results", "saliency": "Weight saliency", "features": "Feature space",
+          "privacy": "Privacy", "compare": "Compare runs"}
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """Fast settings and an empty run directory for the whole module (env read by app.settings at import)."""
+    saved = {k: os.environ.get(k) for k in ("UNLEARNING_LAB_FAST", "UNLEARNING_LAB_RUNS", "UNLEARNING_LAB_NO_WARMUP")}
+    os.environ.update(UNLEARNING_LAB_FAST="1", UNLEARNING_LAB_RUNS=str(tmp_path_factory.mktemp("runs")),
+                      UNLEARNING_LAB_NO_WARMUP="1")
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(APP.parent / ".numba_cache"))
+    import importlib
+
+    from app import settings
+    importlib.reload(settings)
+    assert settings.FAST
+    yield Path(os.environ["UNLEARNING_LAB_RUNS"])
+    from app.jobs import manager
+    for job in manager().jobs():
+        manager().cancel(job["id"])
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    importlib.reload(settings)
+
+
+def open_page(page: str, at=None):
+    from streamlit.testing.v1 import AppTest
+
+    if at is None:
+        at = AppTest.from_file(str(APP / "streamlit_app.py"), default_timeout=120)
+        at.run()
+    if page != "learn":
+        at.switch_page(f"views/{page}.py")
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title][:1] == [TITLES[page]]
+    return at
+
+
+def wait_for_jobs(timeout=240):
+    from app.jobs import TERMINAL, manager
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if all(j["status"] in TERMINAL for j in manager().jobs()):
+            return manager().jobs()
+        time.sleep(0.2)
+    raise TimeoutError([(j["title"], j["status"], j["stage"]) for j in manager().jobs()])
+
+
+def test_every_page_renders_with_no_runs(lab):
+    for page in PAGES:
+        at = open_page(page)
+        if page in ("results", "saliency", "features", "privacy"):
+            assert any("No finished run yet" in i.value for i in at.info)
+    landing = open_page("learn")
+    assert any(m.label.startswith("Original model") for m in landing.metric)
+    assert "100 − accuracy on the forget set" in " ".join(m.value for m in landing.markdown)
+
+
+def test_pick_a_class_run_wsscl_and_see_every_page(lab):
+    at = open_page("forget")
+    at.checkbox(key="class-1").check().run()
+    assert not at.exception
+    assert any("class Trouser" in m.label for m in at.metric)
+    assert any("images" in m.value for m in at.metric)
+
+    at = open_page("run", at)
+    assert at.selectbox(key="method").value == "wsscl"        # WSS-CL is the default
+    assert "Device" in " ".join(m.value for m in at.markdown)
+    assert at.number_input(key="cfg-wsscl-epochs").value == 1  # fast mode shrinks the defaults
+    at.get("form_submit_button")[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    jobs = wait_for_jobs()
+    unlearn = [j for j in jobs if j["kind"] == "unlearn"]
+    assert [j["status"] for j in unlearn] == ["finished"], [(j["status"], j["error"]) for j in unlearn]
+
+    at = open_page("results", at)
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 6                                     # 4 gauges, per-class bars, confusion
+    gauge = json.loads(charts[0].proto.spec)["data"][0]
+    assert gauge["type"] == "indicator" and gauge["mode"].startswith("gauge+number")
+    assert any(m.label.startswith("Avg. Gap") for m in at.metric)
+
+    for page in ("saliency", "features", "privacy", "compare", "teaching"):
+        at = open_page(page, at)
+        if page != "compare":
+            assert len(at.get("plotly_chart")) >= 1, page
+    at = open_page("compare", at)
+    table = at.dataframe[0].value
+    assert list(table["method"].str[:6]) == ["WSS-CL"] and table["UA"].iloc[0] >= 0
+    assert len(at.get("download_button")) == 2
+
+
+def test_teaching_tour_steps_through_the_prepared_run(lab):
+    from app import store
+
+    if not any(r.get("method") == "wsscl" and r.get("insights") == "ready" for r in store.list_runs()):
+        pytest.skip("needs the run of the previous test")
+    at = open_page("teaching")
+    seen = []
+    for _ in range(9):
+        seen.append(at.subheader[0].value)
+        assert len(at.get("plotly_chart")) + len(at.get("imgs")) >= 0
+        at.button(key="tour-next").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+    assert seen[0].startswith("1.") and seen[-1].startswith("9.")
+
+
+def test_exports_are_self_contained(lab):
+    from app import pipeline, report, store
+
+    runs = [r for r in store.list_runs() if r.get("status") == "finished"]
+    if not runs:
+        pytest.skip("needs the run of the previous test")
+    run = runs[0]
+    record = json.loads(report.run_json(run))
+    assert record["method"] == "wsscl" and "UA" in record["metrics"]
+    page = report.run_html(run, ("c",) * 10, pipeline.load_insights(run))
+    assert page.startswith("<!doctype html>") and "plotly" in page.lower()
+    assert "<script src=\"http" not in page and "cdn.plot.ly" not in page
+    assert page.count("class=\"plotly-graph-div\"") >= 7
+
+
+def test_forget_set_by_images_and_by_fraction(lab):
+    at = open_page("forget")
+    at.segmented_control(key="forget-how").set_value("samples").run()
+    assert not at.exception
+    at.button[1].click().run()                                   # "Add the whole page"
+    assert any("chosen samples" in m.label for m in at.metric)
+    at.segmented_control(key="forget-how").set_value("fraction").run()
+    at.slider(key="fraction").set_value(0.2).run()
+    assert not at.exception
+    assert any("random 20%" in m.label for m in at.metric)
+    at.segmented_control(key="forget-how").set_value("map").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 1
+
+
+def test_a_cancelled_run_leaves_a_cancelled_record_and_the_app_working(lab):
+    from app import pipeline, store
+    from app.jobs import manager
+
+    job = pipeline.submit_run("someone", "retrain", {"epochs": 3}, {"classes": [2], "fraction": None,
+                                                                    "sample_ids": [], "seed": 0})
+    while manager().snapshot(job.id)["stage"] in ("", "preparing", "evaluating the original model"):
+        time.sleep(0.05)
+    manager().cancel(job.id)
+    assert manager().wait(job.id, 10)["status"] == "cancelled"
+    assert any(r.get("status") == "cancelled" and r.get("method") == "retrain" for r in store.list_runs())
+    open_page("results")
+    open_page("compare").segmented_control(key="compare-scope").set_value("all").run()
+
+
+def test_app_uses_only_the_engines_public_api():
+    for path in APP.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("engine."):
+                pytest.fail(f"{path.name} imports {node.module}: use `import engine` names only")
+            if isinstance(node, ast.Import) and any(a.name.startswith("engine.") for a in node.names):
+                pytest.fail(f"{path.name} imports a private engine module")
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "engine":
+                import engine
+                assert hasattr(engine, node.attr) or node.attr == "runs", f"{path.name}: engine.{node.attr}"
+
+
+def test_session_state_is_touched_only_by_state_module():
+    for path in APP.rglob("*.py"):
+        if path.name != "state.py":
+            assert "session_state" not in path.read_text(), path.name

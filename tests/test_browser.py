@@ -1,0 +1,142 @@
+"""End to end in a real browser: open the app, pick a class, run WSS-CL (fast config), see the gauges and the
+UMAP. Headless Debian Chromium driven by Playwright's Python package; screenshots of every page go to
+artifacts/browser/ (git-ignored) for a human to look at."""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "artifacts" / "browser"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    env = {**os.environ, "UNLEARNING_LAB_FAST": "1", "UNLEARNING_LAB_RUNS": str(tmp_path_factory.mktemp("runs")),
+           "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))}
+    log = open(tmp_path_factory.mktemp("log") / "streamlit.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app/streamlit_app.py"),
+                                "--server.headless", "true", "--server.port", str(port),
+                                "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                               cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail("streamlit did not become healthy in 60 s")
+    yield url
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        yield page
+        browser.close()
+
+
+def go(page, title: str):
+    page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
+
+
+def idle(page, timeout=60_000):
+    """Wait until Streamlit is not running a script (the status widget disappears)."""
+    page.wait_for_timeout(300)
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached", timeout=timeout)
+
+
+def shot(page, name: str):
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_pick_a_class_run_wsscl_see_gauges_and_umap(server, page):
+    start = time.time()
+    page.goto(server)
+    page.get_by_text("WSS-CL in two stages").wait_for()
+    page.get_by_text("Original model · test accuracy").wait_for()
+    idle(page)
+    shot(page, "01-home")
+
+    go(page, "Choose what to forget")
+    page.get_by_text("Trouser", exact=True).first.click()
+    page.get_by_text("class Trouser").first.wait_for()
+    idle(page)
+    shot(page, "02-forget-class")
+
+    go(page, "Run")
+    page.get_by_text("Hyperparameters").wait_for()
+    assert page.get_by_text("CPU").count() + page.get_by_text("NVIDIA").count() >= 1     # the device is shown
+    idle(page)
+    clicked = time.time()
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text("WSS-CL").first.wait_for()
+    page.wait_for_timeout(1500)
+    shot(page, "03-run-progress")
+    page.get_by_text("See the results").wait_for(timeout=240_000)
+    go(page, "Results")
+    gauges = page.locator(".js-plotly-plot", has_text="unlearning accuracy")
+    try:
+        gauges.first.wait_for(timeout=60_000)
+    finally:
+        shot(page, "04-results")
+    gauges_seconds = time.time() - clicked
+    assert page.locator(".js-plotly-plot .indicatorlayer").count() >= 4
+    idle(page)
+    shot(page, "04-results")
+
+    umap = page.locator(".js-plotly-plot", has_text="unlearned")
+    for _ in range(120):            # insights (UMAP) follow the metrics by a few seconds
+        go(page, "Feature space")
+        page.get_by_text("Feature space").first.wait_for()
+        idle(page)
+        if umap.count():
+            break
+        page.wait_for_timeout(2000)
+    assert umap.count() >= 1
+    assert page.get_by_text("Separation · original").count() == 1
+    shot(page, "05-feature-space")
+    (ARTIFACTS / "timings.txt").write_text(f"start→gauges after clicking Start: {gauges_seconds:.1f} s\n"
+                                           f"whole test so far: {time.time() - start:.1f} s\n")
+
+    for title, name in (("Weight saliency", "06-saliency"), ("Privacy", "07-privacy"),
+                        ("Compare runs", "08-compare"), ("Guided tour", "09-tour")):
+        go(page, title)
+        page.get_by_role("heading", name=title if title != "Compare runs" else "Compare runs").first.wait_for()
+        idle(page)
+        page.wait_for_timeout(800)
+        assert page.get_by_text("Traceback").count() == 0
+        shot(page, name)
