@@ -25,12 +25,11 @@ from engine.unlearning import RunOutcome, reference_scores_for, run_unlearning
 # --- insights (issue 4): the insights helper edits only this section
 from engine.attacks import (ATTACK_SCORES, COMPARISONS, ROC_GRID, Distinguishability, PrivacyAttacks, RocCurve,
                             distinguishability, membership_scores, roc_curve, run_attacks, threshold_attacks)
-from engine.attribution import ATTRIBUTION_METHODS, Attributions, attribute, explain
-from engine.insights import (Insights, InsightsCache, InsightsConfig, comparison_ids, compute_insights,
-                             default_attribution_ids, fingerprint)
+from engine.attribution import ATTRIBUTION_METHODS, Attributions, attribute, default_attribution_ids, explain
+from engine.insights import Insights, InsightsCache, InsightsConfig, compute_insights, fingerprint
 from engine.privacy import cross_entropy_loss, entropy, modified_entropy
-from engine.projection import FeatureSpace, Projection, fit_projection, numba_cache_dir, project_features
-from engine.weight_maps import WeightMaps, block_average, map_weights
+from engine.projection import FeatureSpace, Projection, fit_projection, numba_cache_dir, project_features, warm_up
+from engine.weight_maps import WeightMaps, block_average, comparison_ids, map_weights
 # --- end insights
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -26,6 +26,7 @@ from torch import nn
 
 from engine.data import to_float
 from engine.progress import Reporter
+from engine.splits import DataSplit
 
 ATTRIBUTION_METHODS = ("integrated_gradients", "grad_cam", "saliency")
 
@@ -155,3 +156,12 @@ def explain(models: dict[str, nn.Module], images: torch.Tensor, labels: np.ndarr
         maps=maps, scale=raw.reshape(*raw.shape[:3], -1).max(-1) if count else np.zeros(raw.shape[:3], np.float32),
         predictions=np.stack([part["predictions"] for part in parts]),
         target_probability=np.stack([part["probability"] for part in parts]))
+
+
+def default_attribution_ids(split: DataSplit, count: int, seed: int = 0) -> np.ndarray:
+    """¾ forget samples and ¼ retain samples (at least one of each when both exist), seeded."""
+    rng = np.random.default_rng(seed)
+    forget_count = min(len(split.forget), max(1, (3 * count + 3) // 4))
+    retain_count = min(len(split.retain), count - forget_count)
+    return np.concatenate([rng.choice(split.forget, forget_count, replace=False),
+                           rng.choice(split.retain, retain_count, replace=False)]).astype(np.int64)

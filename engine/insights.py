@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 
 from engine.attacks import PrivacyAttacks, run_attacks
-from engine.attribution import ATTRIBUTION_METHODS, Attributions, explain, model_attributions
+from engine.attribution import ATTRIBUTION_METHODS, Attributions, default_attribution_ids, explain, model_attributions
 from engine.checkpoints import write_json_atomic
 from engine.data import ImageDataset
 from engine.progress import ProgressCallback, Reporter, StopCheck
@@ -37,7 +38,7 @@ from engine.projection import MAX_POINTS, FeatureSpace, Projection, fit_projecti
 from engine.saliency import saliency_scores
 from engine.splits import DataSplit, ForgetSpec
 from engine.training import predict
-from engine.weight_maps import WeightMaps, map_weights
+from engine.weight_maps import WeightMaps, comparison_ids, map_weights
 
 STAGES = ("outputs", "saliency", "weights", "attributions", "features", "privacy")
 
@@ -130,17 +131,23 @@ _CLASSES = {cls.__name__: cls for cls in (Insights, WeightMaps, Attributions, Fe
 
 
 class InsightsCache:
-    """A small LRU of dicts of numpy arrays, optionally mirrored in a folder (one .npz per key)."""
+    """A small LRU of dicts of numpy arrays, optionally mirrored in a folder (one .npz per key).
+
+    Thread-safe (one lock), so one cache can serve every user's worker thread. Values are shared: never
+    mutate what `get` returns.
+    """
 
     def __init__(self, folder: str | Path | None = None, capacity: int = 64):
         self.folder = Path(folder) if folder is not None else None
         self.capacity = capacity
         self.memory: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+        self.lock = threading.Lock()
 
     def get(self, key: str) -> Optional[dict[str, np.ndarray]]:
-        if key in self.memory:
-            self.memory.move_to_end(key)
-            return self.memory[key]
+        with self.lock:
+            if key in self.memory:
+                self.memory.move_to_end(key)
+                return self.memory[key]
         if self.folder is not None and (self.folder / f"{key}.npz").is_file():
             try:
                 with np.load(self.folder / f"{key}.npz", allow_pickle=False) as stored:
@@ -155,15 +162,16 @@ class InsightsCache:
         self._remember(key, value)
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            temporary = self.folder / f"{key}.tmp.npz"
+            temporary = self.folder / f"{key}.{threading.get_ident()}.tmp.npz"
             np.savez(temporary, **value)
             temporary.replace(self.folder / f"{key}.npz")
 
     def _remember(self, key: str, value: dict[str, np.ndarray]) -> None:
-        self.memory[key] = value
-        self.memory.move_to_end(key)
-        while len(self.memory) > self.capacity:
-            self.memory.popitem(last=False)
+        with self.lock:
+            self.memory[key] = value
+            self.memory.move_to_end(key)
+            while len(self.memory) > self.capacity:
+                self.memory.popitem(last=False)
 
 
 def fingerprint(model: nn.Module) -> str:
@@ -182,45 +190,6 @@ def _ids_key(*arrays: np.ndarray) -> str:
         digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
         digest.update(b"|")
     return digest.hexdigest()[:16]
-
-
-def comparison_ids(dataset: ImageDataset, split: DataSplit, spec: Optional[ForgetSpec], seed: int = 0):
-    """The comparison forget set's ids within ``split.train`` and its description.
-
-    Default: for class-wise forgetting, the next class not forgotten; otherwise a random set of D of the
-    same size as D_f (seeded).
-    """
-    train = split.train
-    labels = dataset.train_labels.numpy()
-    if spec is None:
-        if split.forget_classes:
-            other = next(c % dataset.num_classes for c in range(max(split.forget_classes) + 1,
-                                                                 max(split.forget_classes) + 1 + dataset.num_classes)
-                         if c % dataset.num_classes not in split.forget_classes)
-            spec = ForgetSpec(classes=(other,))
-        else:
-            rng = np.random.default_rng(seed + 1)
-            ids = np.sort(rng.choice(train, len(split.forget), replace=False))
-            return ids, f"a random set of {len(ids)} training samples"
-    if spec.classes:
-        ids = train[np.isin(labels[train], spec.classes)]
-    elif spec.fraction is not None:  # the same draw as `make_split`
-        rng = np.random.default_rng(spec.seed)
-        ids = np.sort(train[rng.choice(len(train), int(round(spec.fraction * len(train))), replace=False)])
-    else:
-        ids = np.intersect1d(train, np.asarray(spec.sample_ids, np.int64))
-    if len(ids) == 0:
-        raise ValueError(f"the comparison forget set ({spec.describe()}) has no training samples")
-    return ids, spec.describe(dataset.classes)
-
-
-def default_attribution_ids(split: DataSplit, count: int, seed: int = 0) -> np.ndarray:
-    """¾ forget samples and ¼ retain samples (at least one of each when both exist), seeded."""
-    rng = np.random.default_rng(seed)
-    forget_count = min(len(split.forget), max(1, (3 * count + 3) // 4))
-    retain_count = min(len(split.retain), count - forget_count)
-    return np.concatenate([rng.choice(split.forget, forget_count, replace=False),
-                           rng.choice(split.retain, retain_count, replace=False)]).astype(np.int64)
 
 
 def compute_insights(original: nn.Module, unlearned: nn.Module, dataset: ImageDataset, split: DataSplit, *,

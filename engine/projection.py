@@ -58,6 +58,19 @@ def import_umap():
     return umap
 
 
+def warm_up(seed: int = 0) -> float:
+    """Compile (or load from numba's disk cache) everything a projection needs, on 64 random points.
+
+    Call it once at app start in a background thread, or at image build time, so the first real
+    projection does not pay for compilation. Returns the seconds it took.
+    """
+    import time
+
+    start = time.perf_counter()
+    fit_projection(np.random.default_rng(seed).normal(size=(64, 8)), seed=seed, neighbours=8)
+    return time.perf_counter() - start
+
+
 def _cache_uncached_kernels() -> None:
     """umap 0.5 compiles its layout kernels without numba's on-disk cache, so every fresh process paid
     ~10 s (measured) of compilation in its first fit, even with NUMBA_CACHE_DIR set. Turn the cache on

@@ -22,7 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from engine.data import ImageDataset
 from engine.saliency import Scores, guidance_weights
+from engine.splits import DataSplit, ForgetSpec
 
 
 def as_matrix(tensor: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -157,3 +159,33 @@ def map_weights(original: nn.Module, unlearned: nn.Module, scores: Scores, *,
         **{key: np.asarray(value, dtype=np.int64 if key == "size" else np.float64) for key, value in rows.items()},
         sparsity=float(sparsity), max_side=int(max_side), forget_description=forget_description,
         compare_description=compare_description if compare_scores is not None else "")
+
+
+def comparison_ids(dataset: ImageDataset, split: DataSplit, spec: Optional[ForgetSpec], seed: int = 0):
+    """The comparison forget set's ids within ``split.train`` and its description.
+
+    Default: for class-wise forgetting, the next class not forgotten; otherwise a random set of D of the
+    same size as D_f (seeded).
+    """
+    train = split.train
+    labels = dataset.train_labels.numpy()
+    if spec is None:
+        if split.forget_classes:
+            other = next(c % dataset.num_classes for c in range(max(split.forget_classes) + 1,
+                                                                 max(split.forget_classes) + 1 + dataset.num_classes)
+                         if c % dataset.num_classes not in split.forget_classes)
+            spec = ForgetSpec(classes=(other,))
+        else:
+            rng = np.random.default_rng(seed + 1)
+            ids = np.sort(rng.choice(train, len(split.forget), replace=False))
+            return ids, f"a random set of {len(ids)} training samples"
+    if spec.classes:
+        ids = train[np.isin(labels[train], spec.classes)]
+    elif spec.fraction is not None:  # the same draw as `make_split`
+        rng = np.random.default_rng(spec.seed)
+        ids = np.sort(train[rng.choice(len(train), int(round(spec.fraction * len(train))), replace=False)])
+    else:
+        ids = np.intersect1d(train, np.asarray(spec.sample_ids, np.int64))
+    if len(ids) == 0:
+        raise ValueError(f"the comparison forget set ({spec.describe()}) has no training samples")
+    return ids, spec.describe(dataset.classes)

@@ -58,6 +58,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forget-class", type=int, default=3)
     parser.add_argument("--skip-fresh-umap", action="store_true")
+    parser.add_argument("--method", default=None,
+                        help="make the unlearned models with this registered method (seeds 1, 2) instead of fine-tuning")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
 
@@ -93,7 +95,16 @@ def main(argv=None) -> int:
     else:
         retrained = fine_tuned(99)
         figures["retrained"] = "stand-in (no shipped Retrain reference yet): a fine-tuned copy, seed 99"
-    first_run, second_run = fine_tuned(1), fine_tuned(2)
+    if args.method:
+        from engine.unlearning import run_unlearning
+
+        def unlearned(seed: int):
+            return run_unlearning(args.method, original, data, split, device=device, seed=seed).result.model
+        figures["unlearned"] = f"{args.method}, seeds 1 and 2"
+    else:
+        unlearned = fine_tuned
+        figures["unlearned"] = "stand-in: 1 epoch of fine-tuning on 2,000 retain samples, seeds 1 and 2"
+    first_run, second_run = unlearned(1), unlearned(2)
 
     if not args.skip_fresh_umap:
         ids, _ = stratified_sample(data.train_labels.numpy(), split.retain, split.forget, seed=0)
@@ -121,6 +132,12 @@ def main(argv=None) -> int:
         print(f"all insights, {label}: {timings[label]['wall_s']:.1f} s  ({stages})")
     figures["compute_insights"] = timings
     figures["worst_case_auc"] = insights.privacy.worst_case_auc
+    space, privacy = insights.features, insights.privacy
+    for m, name in enumerate(insights.models):
+        print(f"  {name:>9}: silhouette {space.silhouette[m]:+.3f}, centroid distance {space.centroid_distance[m]:.3f}, "
+              f"forget shift {space.forget_shift[m]:.2f}, retain shift {space.retain_shift[m]:.2f}, "
+              f"AUC forget-vs-test " + " ".join(f"{s} {a:.3f}" for s, a in zip(privacy.scores, privacy.auc[m, 0])))
+    print(f"  worst-case AUC (unlearned vs Retrain on D_f): {privacy.worst_case_auc:.3f} ({privacy.worst_case_attack})")
     figures["load_average_end"] = os.getloadavg()
     print(f"load average at start {figures['load_average_start']}, at end {figures['load_average_end']}")
     if args.json:

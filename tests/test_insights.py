@@ -9,8 +9,8 @@ import torch
 import engine.insights
 import engine.projection
 from engine.data import ImageDataset
-from engine.insights import (STAGES, Insights, InsightsCache, InsightsConfig, comparison_ids, compute_insights,
-                             fingerprint)
+from engine.insights import STAGES, Insights, InsightsCache, InsightsConfig, compute_insights, fingerprint
+from engine.weight_maps import comparison_ids
 from engine.models import ModelSpec, build_model
 from engine.progress import RunCancelled
 from engine.splits import ForgetSpec, make_split

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from engine.projection import (align, fit_projection, nearest, normalise, numba_cache_dir, place,
-                               project_features, separation, stratified_sample, two_group_silhouette)
+                               project_features, separation, stratified_sample, two_group_silhouette, warm_up)
 
 
 def clustered(seed=0, per_class=60, classes=4, dim=16):
@@ -74,6 +74,10 @@ def test_numba_cache_dir_is_outside_the_repository(monkeypatch, tmp_path):
 def fitted():
     points, labels = clustered(per_class=50)
     return points, labels, fit_projection(points, seed=0)
+
+
+def test_warm_up_runs(fitted):
+    assert warm_up() >= 0
 
 
 def test_fit_is_deterministic_and_finite(fitted):
