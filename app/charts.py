@@ -8,8 +8,8 @@ from typing import Optional, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-COLORS = {"original": "#8c8c8c", "unlearned": "#1f6feb", "retrain": "#e8590c", "forget": "#d6336c",
-          "retain": "#adb5bd"}
+COLORS = {"original": "#8c8c8c", "unlearned": "#1f6feb", "retrain": "#e8590c", "retrained": "#e8590c",
+          "forget": "#d6336c", "retain": "#adb5bd", "unseen": "#495057"}
 METRIC_HELP = {
     "UA": ("UA · unlearning accuracy", "100 − accuracy on the forget set. Higher = more forgotten. "
            "(Some tools call the forget-set accuracy itself “UA”; here it is 100 minus it.)"),
@@ -180,8 +180,9 @@ def two_stage_diagram() -> go.Figure:
     for x, head, body in boxes:
         fig.add_shape(type="rect", x0=x, x1=x + 0.9, y0=0, y1=1, line=dict(color="#1f6feb"),
                       fillcolor="#e7f0ff" if x else "#f1f3f5")
-        fig.add_annotation(x=x + 0.45, y=0.78, text=f"<b>{head}</b>", showarrow=False, font=dict(size=13))
-        fig.add_annotation(x=x + 0.45, y=0.38, text=body, showarrow=False, font=dict(size=11))
+        fig.add_annotation(x=x + 0.45, y=0.78, text=f"<b>{head}</b>", showarrow=False,
+                           font=dict(size=14, color="#1c2b4a"))
+        fig.add_annotation(x=x + 0.45, y=0.38, text=body, showarrow=False, font=dict(size=12, color="#343a40"))
     for x in (0.9, 1.95):
         fig.add_annotation(x=x + 0.15, y=0.5, ax=x, ay=0.5, xref="x", yref="y", axref="x", ayref="y",
                            showarrow=True, arrowhead=3, arrowwidth=2, arrowcolor="#1f6feb", text="")

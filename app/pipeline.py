@@ -189,6 +189,45 @@ def compute_insights(record, run_dir, original, unlearned, dataset, split, devic
                                        seed=int(record.get("seed", 0)), on_progress=_progress(report),
                                        should_stop=should_stop, **options)
     insights.save(Path(run_dir) / "insights")
+    models = {"original": original, "unlearned": unlearned, **({"retrained": retrained} if retrained is not None else {})}
+    save_score_distributions(Path(run_dir) / "scores.npz", models, dataset, split, device, int(record.get("seed", 0)),
+                             map_ids=insights.features.sample_ids)
+
+
+def save_score_distributions(path: Path, models: dict, dataset, split, device, seed: int, count: int = 500,
+                             map_ids=None) -> None:
+    """Membership scores (engine.membership_scores) of a forget sample and of unseen test images, per model:
+    the distributions the privacy page draws (the attacks themselves live in the insights); and each model's
+    prediction and confidence on the UMAP's points, for the feature-space hover."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    nonmembers = split.test_forget if len(split.test_forget) else split.test
+    groups = {"forget": (dataset.train_images, dataset.train_labels, split.forget),
+              "unseen": (dataset.test_images, dataset.test_labels, nonmembers)}
+    arrays = {}
+    for group, (images, labels, ids) in groups.items():
+        ids = np.sort(rng.choice(ids, min(count, len(ids)), replace=False))
+        for name, model in models.items():
+            probabilities = engine.predict(model, images[ids], device=device).probabilities
+            for score, values in engine.membership_scores(probabilities, labels.numpy()[ids]).items():
+                arrays[f"{name}/{group}/{score}"] = values.astype(np.float32)
+    if map_ids is not None:
+        for name, model in models.items():
+            probabilities = engine.predict(model, dataset.train_images[np.asarray(map_ids)], device=device).probabilities
+            arrays[f"{name}/map/prediction"] = probabilities.argmax(1).astype(np.int16)
+            arrays[f"{name}/map/confidence"] = probabilities.max(1).astype(np.float32)
+    np.savez_compressed(path, **arrays)
+
+
+def load_score_distributions(run: dict) -> dict | None:
+    import numpy as np
+
+    path = Path(run["path"]) / "scores.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as stored:
+        return {name: stored[name] for name in stored.files}
 
 
 _INSIGHT_CACHE = None

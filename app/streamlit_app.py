@@ -40,6 +40,9 @@ def _warm_up() -> None:
     first run skips that pass (started after the first page has been sent)."""
     import engine
     from app import pipeline
+    from app.jobs import lower_priority
+
+    lower_priority()
 
     try:
         dataset = engine.load_dataset(settings.DATASET)

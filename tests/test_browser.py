@@ -140,3 +140,9 @@ def test_pick_a_class_run_wsscl_see_gauges_and_umap(server, page):
         page.wait_for_timeout(800)
         assert page.get_by_text("Traceback").count() == 0
         shot(page, name)
+    for step in range(4):                       # the tour, to the gauges step
+        page.get_by_role("button", name="Next →").click()
+        idle(page)
+    page.get_by_text("5. Did it forget?").wait_for()
+    page.wait_for_timeout(800)
+    shot(page, "10-tour-step-5")

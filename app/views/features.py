@@ -3,7 +3,7 @@ import numpy as np
 import streamlit as st
 
 import engine
-from app import charts, resources, ui
+from app import charts, pipeline, resources, ui
 from app.views._insights import run_and_insights
 
 st.title("Feature space")
@@ -21,7 +21,15 @@ coords = space.coordinates
 pad = 0.05 * (coords.max((0, 1)) - coords.min((0, 1)))
 ranges = [(coords[..., 0].min() - pad[0], coords[..., 0].max() + pad[0]),
           (coords[..., 1].min() - pad[1], coords[..., 1].max() + pad[1])]
-hover = [f"{names[l]}{' · forget' if f else ''}" for l, f in zip(space.labels, space.in_forget)]
+extra = pipeline.load_score_distributions(run) or {}
+hover = []
+for i, (l, f) in enumerate(zip(space.labels, space.in_forget)):
+    text = f"{names[l]}{' · forget' if f else ''}"
+    for name in models:
+        if f"{name}/map/prediction" in extra:
+            text += (f"<br>{name}: {names[int(extra[f'{name}/map/prediction'][i])]} "
+                     f"{extra[f'{name}/map/confidence'][i]:.0%}")
+    hover.append(text)
 panels = st.columns(len(models))
 selected = []
 for k, name in enumerate(models):
@@ -44,9 +52,7 @@ for k, name in enumerate(models):
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def run_models(path: str, dataset_name: str, spec_key: str):
-    """Read-only models for the hover/click panel: original, this run's, Retrain (when it exists)."""
-    from app import pipeline
-
+    """Read-only models for the click panel: original, this run's, Retrain (when it exists)."""
     data = resources.dataset()
     loaded = {"original": resources.original()[0]}
     loaded["unlearned"], _ = engine.load_checkpoint(f"{path}/model.safetensors", device=resources.device())

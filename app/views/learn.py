@@ -38,10 +38,10 @@ else:
 st.caption(f"Device for runs: **{resources.device_label()}**")
 
 names = data.classes
-strip_cols = st.columns(len(names))
+rows = [st.columns(5), st.columns(5)]
 for c, name in enumerate(names):
-    with strip_cols[c]:
-        st.image(resources.class_strip(c, 3), caption=name, width="stretch", clamp=True)
+    with rows[c // 5][c % 5]:
+        st.image(resources.class_strip(c, 5), caption=name, width="stretch", clamp=True)
 
 with st.expander("How a run is judged (the four numbers)"):
     st.markdown(

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import charts, ui
+from app import charts, pipeline, ui
 from app.views._insights import run_and_insights
 
 st.title("Privacy")
@@ -33,6 +33,18 @@ comparison = st.radio("Members", range(len(privacy.comparisons)), horizontal=Tru
                                                  privacy.comparisons[i], privacy.comparisons[i]))
 curves = {name: (privacy.fpr, privacy.tpr[m, comparison, s], float(privacy.auc[m, comparison, s]))
           for m, name in enumerate(models)}
+distributions = pipeline.load_score_distributions(run)
+if distributions:
+    st.markdown(f"**Score distributions** ({score.replace('_', ' ')}; higher = more member-like) — forget samples vs "
+                f"{privacy.forget_nonmembers}. Where the two overlap, an attacker cannot tell them apart.")
+    panels = st.columns(len(models))
+    for k, name in enumerate(models):
+        forget = distributions.get(f"{name}/forget/{score}")
+        unseen = distributions.get(f"{name}/unseen/{score}")
+        if forget is not None and unseen is not None:
+            fig = charts.score_histograms({"forget set": forget, "unseen": unseen}, score.replace("_", " "))
+            fig.update_layout(title=name, height=260, showlegend=k == 0)
+            panels[k].plotly_chart(fig, key=f"hist-{name}")
 left, right = st.columns(2)
 with left:
     st.markdown("**ROC curves**")

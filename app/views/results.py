@@ -57,7 +57,8 @@ if reference is not None:
         retrain_seconds = None
 m[2].metric("Retrain time", ui.fmt_seconds(retrain_seconds),
             help="What exact unlearning cost for this set (precomputed references: the build machine).")
-if not np.isnan(metrics.get("forget_test_acc") or np.nan):
+forget_test = metrics.get("forget_test_acc")
+if forget_test is not None and np.isfinite(forget_test):
     m[3].metric("Forgotten classes · test accuracy", f"{metrics['forget_test_acc']:.1f} %",
                 delta=f"{metrics['forget_test_acc'] - original.get('forget_test_acc', np.nan):.1f} vs original"
                 if original else None, delta_color="inverse")
