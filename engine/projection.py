@@ -46,12 +46,19 @@ def numba_cache_dir() -> Path:
 
 def import_umap():
     """Import umap with a persistent numba cache (must be set before numba compiles anything)."""
+    import sys
+
     folder = numba_cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        os.environ.setdefault("NUMBA_CACHE_DIR", str(folder))
-    except OSError:  # a read-only home: numba then compiles in memory each process, slower but correct
+        if not os.environ.get("NUMBA_CACHE_DIR"):
+            os.environ["NUMBA_CACHE_DIR"] = str(folder)
+    except OSError:  # a read-only home: numba falls back to its own cache locations, or compiles each process
         pass
+    if "numba" in sys.modules and "umap" not in sys.modules:  # numba read its config before we set the folder
+        from numba.core import config
+
+        config.reload_config()
     import umap
 
     _cache_uncached_kernels()
