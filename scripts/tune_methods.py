@@ -1,7 +1,7 @@
 """Grid-search each method's learning rate (and a few WSS-CL knobs) on fashion-mini, selecting on the
 validation hold-out only — never on the test set.
 
-    nice -n 10 .venv/bin/python -m scripts.tune_methods            # ≈ 50 runs; resumable
+    .venv/bin/python -m scripts.tune_methods [--methods ...] [--worker a]   # resumable; workers may run in parallel
     .venv/bin/python -m scripts.tune_methods --report               # rewrite docs/tuning.md from the cache
 
 Selection score ("validation gap", lower is better), a Retrain-free proxy of Avg. Gap: a perfect
@@ -13,7 +13,8 @@ unlearner makes D_f look like data it never saw, so the targets come from held-o
   score = mean(|UA − UA*|, |MIA − MIA*|, val drop, retain drop).
 Each method gets one default for both scenarios: the grid point with the lowest mean score over the
 scenarios it was run on — WSS-CL on {class 3, random 10 % (forget seed 0)}, the baselines (to fit the
-shared machine's budget) on random 10 % only — seed 0.
+shared machine's budget) on random 10 % only — seed 0. WSS-CL points scoring over twice the best on
+class 3 are not run on random 10 % (successive halving).
 """
 from __future__ import annotations
 
@@ -87,8 +88,23 @@ def key(scenario: str, name: str, point: dict) -> str:
     return f"{scenario}|{name}|{json.dumps(point, sort_keys=True)}"
 
 
-def run_grid(methods: list[str] | None) -> dict:
-    cache = json.loads(CACHE.read_text()) if CACHE.is_file() else {}
+def read_caches() -> dict:
+    """Every cache file (one per worker process) merged."""
+    merged = {}
+    for path in sorted(CACHE.parent.glob("results*.json")):
+        merged.update(json.loads(path.read_text()))
+    return merged
+
+
+def rejected(cache: dict, point: dict) -> bool:
+    """Successive halving for WSS-CL: a point scoring over twice the best on class 3 is not run again."""
+    scores = [cache[key("class 3", "wsscl", p)]["score"] for p in WSSCL if key("class 3", "wsscl", p) in cache]
+    mine = cache.get(key("class 3", "wsscl", point))
+    return bool(scores) and mine is not None and mine["score"] > 2 * min(scores)
+
+
+def run_grid(methods: list[str] | None, cache_path: Path = CACHE) -> dict:
+    cache = read_caches()
     dataset, device = load_dataset("fashion-mini"), torch.device("cpu")
     model, _ = load_original(dataset, device=device)
     for scenario, spec in SCENARIOS.items():
@@ -101,11 +117,13 @@ def run_grid(methods: list[str] | None) -> dict:
                 continue
             if name != "wsscl" and scenario not in BASELINE_SCENARIOS:
                 continue
+            if name == "wsscl" and scenario != "class 3" and rejected(cache, point):
+                continue
             result = METHODS[name].unlearn(model, dataset, split, make_config(name, **point), device=device, seed=0)
             figures = validation_proxy(result.model, dataset, split, device)
             figures.update(seconds=result.seconds, score=score(figures, cache[base]))
             cache[key(scenario, name, point)] = figures
-            write_json_atomic(CACHE, cache, overwrite=True)
+            write_json_atomic(cache_path, cache, overwrite=True)
             print(f"{scenario:11s} {name:9s} {point} score {figures['score']:.2f} UA {figures['UA']:.1f} "
                   f"MIA {figures['MIA']:.1f} val {figures['validation_acc']:.1f} {result.seconds:.1f}s", flush=True)
     return cache
@@ -150,9 +168,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", help="only these methods")
     parser.add_argument("--report", action="store_true", help="only rewrite docs/tuning.md from the cache")
+    parser.add_argument("--worker", default="", help="cache-file suffix, so several processes can share the grid")
     args = parser.parse_args()
     start = time.perf_counter()
-    cache = json.loads(CACHE.read_text()) if args.report else run_grid(args.methods)
+    if not args.report:
+        run_grid(args.methods, CACHE.with_name(f"results{'-' + args.worker if args.worker else ''}.json"))
+    cache = read_caches()
     DOC.write_text(report(cache))
     print(f"wrote {DOC} ({time.perf_counter() - start:.0f} s)")
 

@@ -45,7 +45,7 @@ class WSSCLConfig(MethodConfig):
     kl_clip: float = option(5.0, "maximize only: per-sample KL cap", min=0.1, max=50.0)
     stage1_lr: float = option(0.02, "SGD learning rate of stage 1 ([K]: 5e-3; tuned)", min=1e-5, max=1.0)
     # stage 2: adversarial fine-tuning
-    epochs: int = option(3, "E: epochs of {contrastive forget round, retain round} ([K]: 8; tuned for CPU)",
+    epochs: int = option(2, "E: epochs of {contrastive forget round, retain round} ([K]: 8; 2 for the CPU budget)",
                          min=0, max=50)
     representation: str = option("features", "what the contrastive loss compares", choices=("features", "logits"))
     temperature: float = option(0.5, "τ: z = representation / τ", min=0.05, max=10.0)
