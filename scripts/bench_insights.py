@@ -56,7 +56,8 @@ def fresh_umap(features_path: Path, cache_dir: Path) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--forget-class", type=int, default=3)
+    parser.add_argument("--forget-class", type=int, default=None,
+                        help="default: the first class with a shipped Retrain reference (else 0)")
     parser.add_argument("--skip-fresh-umap", action="store_true")
     parser.add_argument("--method", default=None,
                         help="make the unlearned models with this registered method (seeds 1, 2) instead of fine-tuning")
@@ -76,6 +77,9 @@ def main(argv=None) -> int:
 
     device = torch.device("cpu")
     data = load_dataset("fashion-mini")
+    if args.forget_class is None:
+        shipped = [c for c in range(data.num_classes) if find_reference(data.name, ForgetSpec(classes=(c,)))]
+        args.forget_class = shipped[0] if shipped else 0
     spec = ForgetSpec(classes=(args.forget_class,))
     split = make_split(data, spec)
     original, _ = load_original(data, device=device)
