@@ -73,6 +73,7 @@ def write_json_atomic(path: str | Path, payload: dict, *, overwrite: bool = Fals
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
         json.dump(payload, handle, indent=2, default=_json_default, allow_nan=True)
         temporary = handle.name
+    os.chmod(temporary, 0o644)  # NamedTemporaryFile creates 0600; records are meant to be read by others
     os.replace(temporary, path)
     return path
 

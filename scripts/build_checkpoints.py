@@ -25,7 +25,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (1 avoids thread oversubscription on a busy machine)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     dataset = load_dataset(args.dataset)
     device = resolve_device(args.device)
