@@ -41,6 +41,7 @@ from engine.training import predict
 from engine.weight_maps import WeightMaps, comparison_ids, map_weights
 
 STAGES = ("outputs", "saliency", "weights", "attributions", "features", "privacy")
+CACHE_VERSION = "v1"  # part of every cache key: bump it when what is cached changes meaning
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,7 @@ def compute_insights(original: nn.Module, unlearned: nn.Module, dataset: ImageDa
     test_all = np.union1d(test_ids, nonmember_ids)
     outputs = {}
     for name, model in models.items():
-        key = f"outputs-{prints[name]}-{dataset.name}-{_ids_key(sample_ids, test_all)}"
+        key = f"{CACHE_VERSION}-outputs-{prints[name]}-{dataset.name}-{_ids_key(sample_ids, test_all)}"
         value = cache.get(key)
         if value is None:
             train = predict(model, dataset.train_images[torch.as_tensor(sample_ids)], device=device, should_stop=should_stop)
@@ -255,7 +256,7 @@ def compute_insights(original: nn.Module, unlearned: nn.Module, dataset: ImageDa
     compare, compare_description = comparison_ids(dataset, split, compare_spec, seed)
 
     def scores_on(ids: np.ndarray) -> dict[str, torch.Tensor]:
-        key = f"saliency-{prints['original']}-{dataset.name}-{config.saliency_loss}-{_ids_key(ids)}"
+        key = f"{CACHE_VERSION}-saliency-{prints['original']}-{dataset.name}-{config.saliency_loss}-{_ids_key(ids)}"
         value = cache.get(key)
         if value is None:
             value = {name: tensor.cpu().numpy() for name, tensor in saliency_scores(
@@ -285,7 +286,7 @@ def compute_insights(original: nn.Module, unlearned: nn.Module, dataset: ImageDa
     images = dataset.train_images[torch.as_tensor(ids)]
     explained_by = {}
     for name, model in models.items():
-        key = f"attributions-{prints[name]}-{dataset.name}-{_ids_key(ids)}-{config.attribution_steps}"
+        key = f"{CACHE_VERSION}-attributions-{prints[name]}-{dataset.name}-{_ids_key(ids)}-{config.attribution_steps}"
         value = cache.get(key)
         if value is None:
             value = model_attributions(model, images, labels[ids], device=device, steps=config.attribution_steps,
@@ -298,7 +299,7 @@ def compute_insights(original: nn.Module, unlearned: nn.Module, dataset: ImageDa
 
     # 5. features -------------------------------------------------------------------------------------
     clock = stage(4)
-    key = f"umap-{prints['original']}-{dataset.name}-{_ids_key(sample_ids)}-{seed}"
+    key = f"{CACHE_VERSION}-umap-{prints['original']}-{dataset.name}-{_ids_key(sample_ids)}-{seed}"
     stored = cache.get(key)
     projection = Projection(stored["reference"], stored["coordinates"], seed) if stored is not None else None
     space, projection = project_features({name: outputs[name]["train_features"] for name in models}, labels[sample_ids],
