@@ -75,7 +75,7 @@ def loss_curves(history: list) -> go.Figure:
     for elapsed, stage, metrics, *_ in history:
         for name, value in metrics.items():
             if "loss" in name or name in ("kl", "contrastive", "ce"):
-                xs, ys = series.setdefault(f"{stage} · {name}" if len(stage) < 28 else name, ([], []))
+                xs, ys = series.setdefault(stage if name == "loss" else f"{stage} · {name}", ([], []))
                 xs.append(elapsed)
                 ys.append(value)
     for name, (xs, ys) in series.items():

@@ -141,6 +141,7 @@ def unlearn_work(job, report, should_stop) -> dict:
                                         on_progress=_progress(report), should_stop=should_stop,
                                         reference=scores)
         extra = {k: record[k] for k in ("pid", "job", "owner", "spec", "spec_text", "fast", "original_metrics")}
+        extra["history"] = _thin(_plain(outcome.result.history or []), 400)   # the loss curves of Results
         extra.update(reference_metrics=ref_metrics, reference_source=ref_source,
                      insights="computing" if hasattr(engine, "compute_insights") else "unavailable")
         engine.runs.save_run(run_dir, outcome, extra=extra)
@@ -291,6 +292,14 @@ def _fast_recipe():
     import dataclasses
 
     return dataclasses.replace(engine.RECIPES["small-cnn"], epochs=settings.FAST_RETRAIN_EPOCHS)
+
+
+def _thin(rows: list, limit: int) -> list:
+    """At most ``limit`` rows, evenly spaced, the last one kept."""
+    if len(rows) <= limit:
+        return rows
+    step = len(rows) / limit
+    return [rows[int(i * step)] for i in range(limit - 1)] + [rows[-1]]
 
 
 def _config_dict(config) -> dict:

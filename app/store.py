@@ -39,7 +39,12 @@ def new_run_dir(method: str, seed: int, dataset: str) -> Path:
 
 
 def run_id(run_dir: Path) -> str:
-    return Path(run_dir).resolve().relative_to(runs_root().resolve()).as_posix()
+    """The path relative to the run root; a run kept elsewhere (the tour's prepared run) is its absolute path."""
+    path = Path(run_dir).resolve()
+    try:
+        return path.relative_to(runs_root().resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
 
 
 def write_record(run_dir: Path, record: dict) -> None:
@@ -52,13 +57,20 @@ def read_record(run_dir: Path) -> Optional[dict]:
         record = engine.runs.read_record(run_dir)
     except engine.CheckpointError:
         return None
-    return {**record, "path": str(run_dir), "id": run_id(run_dir)}
+    return _settled({**record, "path": str(run_dir), "id": run_id(run_dir)})
 
 
 def list_runs() -> list[dict]:
     """Every run on disk (the app's and the CLI's), newest first; dead "running" ones read "interrupted"."""
     root = runs_root()
-    return [{**r, "id": run_id(Path(r["path"]))} for r in engine.runs.list_runs(root)]
+    return [_settled({**r, "id": run_id(Path(r["path"]))}) for r in engine.runs.list_runs(root)]
+
+
+def _settled(record: dict) -> dict:
+    """Insights left "computing" by an earlier process will never arrive: say so (the metrics stand)."""
+    if record.get("insights") == "computing" and record.get("pid") != os.getpid():
+        record["insights"] = "interrupted"
+    return record
 
 
 def load_run(run_id: str) -> Optional[dict]:

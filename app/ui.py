@@ -58,6 +58,12 @@ def render_job(snapshot: dict, key: str) -> None:
         label = f"{snapshot['step']}/{snapshot['total']}" + (f" · epoch {epoch}" if epoch is not None else "") \
             + (f" · {text}" if text else "")
         st.progress(min(1.0, max(0.0, fraction)), text=label)
+        if len(snapshot["history"]) > 3 and snapshot["owner"] == state.session_id():
+            from app import charts
+
+            fig = charts.loss_curves(snapshot["history"])
+            fig.update_layout(height=200, margin=dict(l=10, r=10, t=10, b=10))
+            st.plotly_chart(fig, key=f"live-loss-{key}-{snapshot['id']}", config={"displayModeBar": False})
     if status == "failed":
         st.error(f"The run failed: {snapshot['error']}. The app and earlier results are unaffected.")
 
@@ -67,7 +73,7 @@ def job_panel(key: str, only_owner: bool = True, show_recent: bool = False) -> N
     owner = state.session_id() if only_owner else None
 
     def body():
-        jobs = [j for j in manager().jobs(owner) if j["id"] in state.job_ids() or not only_owner]
+        jobs = manager().jobs(owner)       # this session's runs and the Retrain references they queued
         live = [j for j in jobs if j["status"] not in TERMINAL]
         recent = [j for j in jobs if j["status"] in TERMINAL][-2:] if show_recent else []
         for snapshot in live + recent[::-1]:
@@ -96,8 +102,7 @@ def job_panel(key: str, only_owner: bool = True, show_recent: bool = False) -> N
 # ---------------------------------------------------------------------------------------------- runs
 def session_runs() -> list[dict]:
     """Runs this session started (newest first), then nothing else."""
-    mine = set(state.job_ids())
-    return [r for r in store.list_runs() if r.get("job") in mine and r.get("owner") == state.session_id()]
+    return [r for r in store.list_runs() if r.get("owner") == state.session_id()]
 
 
 def pick_run(key: str, finished_only: bool = True) -> dict | None:

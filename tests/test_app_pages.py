@@ -55,11 +55,12 @@ def open_page(page: str, at=None):
 
 
 def wait_for_jobs(timeout=240):
+    """Until every unlearning job has ended (a background Retrain reference may go on)."""
     from app.jobs import TERMINAL, manager
 
     deadline = time.time() + timeout
     while time.time() < deadline:
-        if all(j["status"] in TERMINAL for j in manager().jobs()):
+        if all(j["status"] in TERMINAL for j in manager().jobs() if j["kind"] == "unlearn"):
             return manager().jobs()
         time.sleep(0.2)
     raise TimeoutError([(j["title"], j["status"], j["stage"]) for j in manager().jobs()])
@@ -116,12 +117,15 @@ def test_teaching_tour_steps_through_the_prepared_run(lab):
         pytest.skip("needs the run of the previous test")
     at = open_page("teaching")
     seen = []
-    for _ in range(9):
+    for step in range(9):
         seen.append(at.subheader[0].value)
-        assert len(at.get("plotly_chart")) + len(at.get("imgs")) >= 0
-        at.button(key="tour-next").click().run()
-        assert not at.exception, [e.value for e in at.exception]
+        if step in (2, 3, 4, 5, 6, 7):                        # the steps drawn from the run's figures
+            assert len(at.get("plotly_chart")) >= 1, seen[-1]
+        if step < 8:
+            at.button(key="tour-next").click().run()
+            assert not at.exception, [e.value for e in at.exception]
     assert seen[0].startswith("1.") and seen[-1].startswith("9.")
+    assert at.button(key="tour-next").disabled
 
 
 def test_exports_are_self_contained(lab):
@@ -135,7 +139,7 @@ def test_exports_are_self_contained(lab):
     assert record["method"] == "wsscl" and "UA" in record["metrics"]
     page = report.run_html(run, ("c",) * 10, pipeline.load_insights(run))
     assert page.startswith("<!doctype html>") and "plotly" in page.lower()
-    assert "<script src=\"http" not in page and "cdn.plot.ly" not in page
+    assert "<script src=" not in page and "<link " not in page      # plotly.js inline, nothing fetched
     assert page.count("class=\"plotly-graph-div\"") >= 7
 
 

@@ -21,7 +21,9 @@ def run_and_insights(key: str):
         message = {"computing": "Insights for this run are being computed (saliency, attributions, UMAP, attacks) — "
                                 "they appear here in a few seconds.",
                    "failed": f"Insights failed for this run: {run.get('insights_error')}",
-                   "cancelled": "Insights were cancelled for this run."}.get(status, "This run has no insights.")
+                   "cancelled": "Insights were cancelled for this run.",
+                   "interrupted": "The app restarted while this run's insights were being computed; its metrics "
+                                  "stand (Results, Compare). Start the run again for the pictures."}.get(status, "This run has no insights.")
         (st.error if status == "failed" else st.info)(message)
         st.stop()
     try:

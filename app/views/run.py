@@ -77,7 +77,7 @@ if spec is not None:
                                         "none yet — computed in the background after the run; comparisons fill in."))
 
 with progress:
-    if state.job_ids():
+    if state.job_ids() or ui.active_jobs(state.session_id()):
         st.subheader("Progress")
         ui.job_panel("run", show_recent=True)
         if state.current_run():
