@@ -136,6 +136,8 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", metavar="METHOD.KEY=VALUE", help="override a config field")
     parser.add_argument("--out", type=Path, default=Path("runs/bench/benchmarks"),
                         help="writes OUT.md and OUT.json")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+                        help="run nothing: merge the rows of earlier bench JSON files into one table")
 
 
 @command("bench", _bench_arguments)
@@ -145,6 +147,8 @@ def run_bench(args: argparse.Namespace) -> int:
     from engine.references import load_original
     from engine.training import device_name, resolve_device
 
+    if args.merge:
+        return merge_benches(args.merge, args.out)
     dataset, device = load_data(args), resolve_device(args.device)
     model, _ = load_original(dataset, device=device)
     overrides: dict[str, dict] = {}
@@ -177,6 +181,30 @@ def run_bench(args: argparse.Namespace) -> int:
     args.out.with_suffix(".md").write_text(markdown)
     write_json(args.out.with_suffix(".json"), {"device": device_text, "command": command_line, "rows": rows,
                                                "summary": summary, "seconds": time.perf_counter() - start})
+    print(markdown)
+    return 0
+
+
+def merge_benches(paths: list[Path], out: Path) -> int:
+    """One table from several bench JSON files (e.g. parts run in parallel); Retrain rows deduplicated."""
+    from engine.unlearning import bench_table
+
+    payloads = [json.loads(Path(path).read_text()) for path in paths]
+    rows, seen = [], set()
+    for payload in payloads:
+        for row in payload["rows"]:
+            tag = (row["scenario"], json.dumps(row["forget"], sort_keys=True)) if row["method"] == "retrain" else None
+            if tag is not None and tag in seen:
+                continue
+            seen.add(tag)
+            rows.append(row)
+    devices = sorted({p["device"] for p in payloads})
+    commands = [p["command"] for p in payloads]
+    markdown, summary = bench_table(rows, device="; ".join(devices), command="` + `".join(commands))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(markdown)
+    write_json(out.with_suffix(".json"), {"device": "; ".join(devices), "commands": commands, "rows": rows,
+                                          "summary": summary})
     print(markdown)
     return 0
 

@@ -73,3 +73,13 @@ def test_parse_scenario_and_overrides():
     with pytest.raises(ValueError):
         cli_unlearn.parse_scenario("blob:1")
     assert cli_unlearn.parse_overrides(["lr=0.1", "guidance=hard"]) == {"lr": 0.1, "guidance": "hard"}
+
+
+def test_bench_merge(patched, tmp_path):
+    for part, method in (("a", "ga"), ("b", "ft")):
+        assert main(["bench", "--methods", method, "--scenarios", "class:1", "--seeds", "0", "--set",
+                     f"{method}.epochs=1", "--device", "cpu", "--out", str(tmp_path / part)]) == 0
+    assert main(["bench", "--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                 "--out", str(tmp_path / "all")]) == 0
+    rows = json.loads((tmp_path / "all.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["retrain", "ga", "ft"]
