@@ -66,6 +66,7 @@ class JobManager:
     """Runs one job at a time per device, in submission order; the rest wait with a visible position."""
 
     HISTORY_LIMIT = 600
+    ENDED_LIMIT = 200               # ended jobs kept in memory (their runs stay on disk)
 
     def __init__(self, device_label: str = "default"):
         self.device_label = device_label
@@ -87,6 +88,9 @@ class JobManager:
                       params=dict(params))
             self._jobs[job.id] = job
             self._works[job.id] = work
+            ended = [i for i, j in self._jobs.items() if j.status in TERMINAL]
+            for old in ended[: max(0, len(ended) - self.ENDED_LIMIT)]:   # bounded memory: oldest ended first
+                del self._jobs[old]
             self._queue.append(job.id)
             self._ensure_worker()
             self._wake.notify_all()

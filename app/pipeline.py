@@ -21,6 +21,7 @@ _EVAL_CACHE: dict[str, dict] = {}        # original model's metrics per forget s
 _POOL_CACHE: dict[str, tuple] = {}       # original model's outputs on the training pool and test set
 _EVAL_LOCK = threading.Lock()
 _POOL_LOCK = threading.Lock()
+EVAL_CACHE_LIMIT = 256                   # forget sets kept (a few kB each); the pool outputs: one per dataset
 
 
 # ---------------------------------------------------------------------------------------------- methods
@@ -109,6 +110,8 @@ def original_metrics(model, dataset, split, spec: dict, device) -> dict:
     metrics = engine.evaluate_outputs(outputs, dataset, split).to_dict()
     with _EVAL_LOCK:
         _EVAL_CACHE[key] = metrics
+        while len(_EVAL_CACHE) > EVAL_CACHE_LIMIT:        # bounded: one entry per forget set ever asked for
+            _EVAL_CACHE.pop(next(iter(_EVAL_CACHE)))
     return metrics
 
 
@@ -123,7 +126,8 @@ def unlearn_work(job, report, should_stop) -> dict:
     dataset = engine.load_dataset(params.get("dataset", settings.DATASET))
     device = engine.resolve_device(params.get("device"))
     run_dir = store.new_run_dir(method, seed, dataset.name)
-    record = {"kind": "unlearned", "status": "running", "pid": os.getpid(), "created": _now(), "job": job.id,
+    record = {"kind": "unlearned", "status": "running", "pid": os.getpid(), "process": store.PROCESS_TOKEN,
+              "created": _now(), "job": job.id,
               "owner": job.owner, "method": method, "label": label_of(method),
               "config": dict(params.get("config") or {}), "seed": seed, "spec": spec, "forget": spec,
               "spec_text": engine.ForgetSpec.from_dict(spec).describe(dataset.classes), "dataset": dataset.name,
@@ -131,16 +135,23 @@ def unlearn_work(job, report, should_stop) -> dict:
     store.write_record(run_dir, record)
     try:
         report("preparing", 0, 1)
-        original, _ = engine.load_original(dataset, device=device)
+        if params.get("original"):     # the user's uploaded original (app/uploads.py); not the cached pool outputs
+            original, _ = engine.load_checkpoint(params["original"], device=device)
+            record["original"] = str(params["original"])
+        else:
+            original, _ = engine.load_original(dataset, device=device)
         split = engine.make_split(dataset, engine.ForgetSpec.from_dict(spec))
         report("evaluating the original model", 0, 1)
-        record["original_metrics"] = original_metrics(original, dataset, split, spec, device)
+        record["original_metrics"] = (engine.evaluate(original, dataset, split, device=device).to_dict()
+                                      if params.get("original") else original_metrics(original, dataset, split, spec,
+                                                                                     device))
         ref_metrics, ref_source = reference_metrics(dataset.name, spec)
         scores = {k: float(ref_metrics[k]) for k in engine.GAP_KEYS} if ref_metrics else None
         outcome = engine.run_unlearning(method, original, dataset, split, record["config"], device=device, seed=seed,
                                         on_progress=_progress(report), should_stop=should_stop,
                                         reference=scores)
-        extra = {k: record[k] for k in ("pid", "job", "owner", "spec", "spec_text", "fast", "original_metrics")}
+        extra = {k: record[k] for k in ("pid", "process", "job", "owner", "spec", "spec_text", "fast", "original_metrics")}
+        extra.update({k: record[k] for k in ("original",) if k in record})
         extra["history"] = _thin(_plain(outcome.result.history or []), 400)   # the loss curves of Results
         extra.update(reference_metrics=ref_metrics, reference_source=ref_source,
                      insights="computing" if hasattr(engine, "compute_insights") else "unavailable")
@@ -335,14 +346,16 @@ def _plain(value):
 
 
 # ---------------------------------------------------------------------------------------------- submitting
-def submit_run(owner: str, method: str, config: dict, spec: dict, seed: int = 0, device: Optional[str] = None):
+def submit_run(owner: str, method: str, config: dict, spec: dict, seed: int = 0, device: Optional[str] = None,
+               original: Optional[str] = None):
     """Queue an unlearning run; if the forget set has no Retrain reference, one is queued right after it."""
     from app.jobs import manager
 
     dataset_name = settings.DATASET
     title = f"{label_of(method)} · {engine.ForgetSpec.from_dict(spec).describe(_class_names())}"
     params = {"method": method, "config": dict(config), "spec": dict(spec), "seed": seed, "device": device,
-              "dataset": dataset_name, "reference_job": lambda s: submit_reference(owner, s, device)}
+              "dataset": dataset_name, "reference_job": lambda s: submit_reference(owner, s, device),
+              **({"original": str(original)} if original else {})}
     return manager().submit(owner, "unlearn", title, params, unlearn_work)
 
 

@@ -75,7 +75,7 @@ def validation_ids() -> np.ndarray:
     return engine.validation_indices(dataset(), 0)
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner=False, max_entries=64)
 def class_strip(class_index: int, count: int = 8) -> np.ndarray:
     """``count`` training images of one class side by side (uint8, H × count·W)."""
     data = dataset()
@@ -83,7 +83,7 @@ def class_strip(class_index: int, count: int = 8) -> np.ndarray:
     return tile(data.train_images[ids].numpy(), columns=count)
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner=False, max_entries=64)
 def thumbnails(ids: tuple[int, ...], columns: int = 16) -> np.ndarray:
     return tile(dataset().train_images[list(ids)].numpy(), columns=columns)
 
@@ -99,7 +99,7 @@ def tile(images: np.ndarray, columns: int) -> np.ndarray:
     return canvas[..., 0] if c == 1 else canvas
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner=False, max_entries=256)
 def image_data_urls(ids: tuple[int, ...], scale: int = 2) -> list[str]:
     from PIL import Image
 
@@ -115,7 +115,7 @@ def image_data_urls(ids: tuple[int, ...], scale: int = 2) -> list[str]:
     return urls
 
 
-@st.cache_data(show_spinner=False, ttl=5)
+@st.cache_data(show_spinner=False, ttl=5, max_entries=256)
 def reference_metrics(spec_key: str, spec: dict) -> tuple[dict | None, str]:
     """Retrain metrics for a forget set (precomputed or computed in the background)."""
     return pipeline.reference_metrics(settings.DATASET, spec)

@@ -7,19 +7,30 @@ Under `runs_root()` ($UNLEARNING_LAB_RUNS, default ./runs):
     <dataset>/<UTC time>-<method>-seed<s>/insights/            arrays from engine.compute_insights
     _references/<dataset>-<key>.safetensors                    Retrain models computed in the background for
                                                               forget sets without a shipped reference
-A run's id is its path relative to the root. A run left "running" by a dead process lists as "interrupted".
+A run's id is its path relative to the root. A run left "running" by a dead process lists as "interrupted" —
+also after a restart that reuses the old process id (PID 1 in a container): records carry a per-process token.
+
+Size cap: $UNLEARNING_LAB_RUNS_MAX_MB (default 2048) bounds the folder; before a new run starts, the oldest
+ended runs (finished / cancelled / failed / interrupted), then the oldest insight-cache files, are deleted until
+it fits. Never deleted: a live run, the computed Retrain references, anything outside the run root (assets/,
+the tour's prepared run).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
+import uuid
 from pathlib import Path
 from typing import Optional
 
 import engine
 
 REPO = Path(__file__).resolve().parent.parent
+PROCESS_TOKEN = uuid.uuid4().hex      # tells this process's records from a dead one's with the same pid
+DEFAULT_MAX_MB = 2048
+PROTECTED = ("_references",)          # never pruned (exact-unlearning references are costly to recompute)
 
 
 def runs_root() -> Path:
@@ -35,6 +46,7 @@ def spec_key(spec: dict) -> str:
 
 
 def new_run_dir(method: str, seed: int, dataset: str) -> Path:
+    enforce_size_cap()
     return engine.runs.new_run_dir(runs_root(), method, seed, dataset)
 
 
@@ -68,9 +80,75 @@ def list_runs() -> list[dict]:
 
 def _settled(record: dict) -> dict:
     """Insights left "computing" by an earlier process will never arrive: say so (the metrics stand)."""
-    if record.get("insights") == "computing" and record.get("pid") != os.getpid():
+    if record.get("status") in ("running", "queued") and not _live(record):
+        record["status"] = "interrupted"
+    if record.get("insights") == "computing" and not _live(record):
         record["insights"] = "interrupted"
     return record
+
+
+def _live(record: dict) -> bool:
+    """Written by this process, or by another one still alive (e.g. a CLI run beside the app)."""
+    if record.get("pid") == os.getpid():
+        return record.get("process") == PROCESS_TOKEN
+    return _pid_alive(record.get("pid"))
+
+
+def _pid_alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, TypeError, ValueError):
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- size cap
+def max_bytes() -> int:
+    try:
+        return int(float(os.environ.get("UNLEARNING_LAB_RUNS_MAX_MB") or DEFAULT_MAX_MB) * 1024 * 1024)
+    except ValueError:
+        return DEFAULT_MAX_MB * 1024 * 1024
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def enforce_size_cap(limit: Optional[int] = None) -> list[Path]:
+    """Delete the oldest ended runs, then the oldest insight-cache files, until the run root fits in ``limit``
+    bytes (default `max_bytes()`). Returns what was deleted. Live runs and references are never touched."""
+    root = runs_root().resolve()
+    limit = max_bytes() if limit is None else limit
+    total = _size(root)
+    if total <= limit:
+        return []
+    keep = {(REPO / "assets").resolve(), (REPO / "app").resolve()}
+    candidates = []
+    for record in list_runs():              # newest first, dead "running" ones already "interrupted"
+        path = Path(record["path"]).resolve()
+        if record.get("status") not in ("finished", "cancelled", "failed", "interrupted") or _live_insights(record):
+            continue
+        if root not in path.parents or any(path == k or k in path.parents or path in k.parents for k in keep) \
+                or any(part in PROTECTED for part in path.relative_to(root).parts):
+            continue
+        candidates.append(path)
+    cache = root / "_insight_cache"
+    cached = sorted(cache.glob("*.npz"), key=lambda f: f.stat().st_mtime) if cache.is_dir() else []
+    deleted = []
+    for path in [*reversed(candidates), *cached]:          # oldest run first; the cache after every run
+        if total <= limit:
+            break
+        size = _size(path)
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        total -= size
+        deleted.append(path)
+    return deleted
+
+
+def _live_insights(record: dict) -> bool:
+    return record.get("insights") == "computing" and _live(record)
 
 
 def load_run(run_id: str) -> Optional[dict]:

@@ -21,7 +21,7 @@ choice = st.segmented_control("How", list(MODES), format_func=MODES.get, key="fo
 choice = choice or current
 
 
-@st.cache_data(show_spinner=False)
+@st.cache_data(show_spinner=False, max_entries=32)
 def forget_ids(spec_json: str) -> np.ndarray:
     spec = engine.ForgetSpec.from_dict(json.loads(spec_json))
     return engine.make_split(resources.dataset(), spec).forget
