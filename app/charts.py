@@ -154,19 +154,21 @@ def score_histograms(groups: dict[str, np.ndarray], xaxis: str) -> go.Figure:
 
 
 def attribution_row(images: Sequence[np.ndarray], titles: Sequence[str]) -> go.Figure:
-    """Input images and attribution maps side by side (each a 2-D array), one shared colour scale per kind."""
+    """An input image, then one attribution map per model (each in [0, 1], scaled jointly per image)."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=len(images), subplot_titles=list(titles), horizontal_spacing=0.02)
+    fig = make_subplots(rows=1, cols=len(images), subplot_titles=list(titles), horizontal_spacing=0.03)
     for k, image in enumerate(images):
         image = np.asarray(image, dtype=float)
         is_input = k == 0
-        fig.add_trace(go.Heatmap(z=image, colorscale="gray" if is_input else "RdBu_r", showscale=False,
-                                 zmid=None if is_input else 0,
-                                 hovertemplate="%{z:.3f}<extra></extra>"), row=1, col=k + 1)
-    fig.update_yaxes(autorange="reversed", showticklabels=False, scaleanchor="x")
-    fig.update_xaxes(showticklabels=False)
-    fig.update_layout(height=190, margin=dict(l=5, r=5, t=30, b=5), template="plotly_white")
+        fig.add_trace(go.Heatmap(z=image, colorscale="gray" if is_input else "Reds", showscale=False,
+                                 zmin=None if is_input else 0.0, zmax=None if is_input else 1.0,
+                                 hovertemplate="%{z:.2f}<extra></extra>"), row=1, col=k + 1)
+        fig.update_yaxes(autorange="reversed", showticklabels=False, showgrid=False, row=1, col=k + 1,
+                         scaleanchor=f"x{k + 1 if k else ''}", constrain="domain")
+        fig.update_xaxes(showticklabels=False, showgrid=False, constrain="domain", row=1, col=k + 1)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(height=200, margin=dict(l=5, r=5, t=30, b=5), template="plotly_white")
     return fig
 
 

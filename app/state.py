@@ -21,6 +21,7 @@ _DEFAULTS = {
     "run_id": None,
     "teaching_step": 0,
     "seen_done": [],
+    "original_upload": None,    # path of the user's own original model (app/uploads.py), None = the shipped one
 }
 
 

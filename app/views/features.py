@@ -86,12 +86,14 @@ att = insights.attributions
 method = st.segmented_control("Attribution", list(att.methods), default=att.methods[0], key="attribution",
                               format_func=lambda m: m.replace("_", " ")) or att.methods[0]
 k = list(att.methods).index(method)
-st.caption("Integrated Gradients / Grad-CAM / gradient saliency for the image's true class, per model, on a shared "
-           "scale per image. After unlearning, a forget image should no longer light up its class evidence "
-           "the way the original did.")
+st.caption("Which pixels push each model towards the image's true class (Integrated Gradients, Grad-CAM or gradient "
+           "saliency), one colour scale per image across models; above each map: the model's prediction and its "
+           "probability for the true class. After unlearning, a forget image should lose the evidence the original "
+           "saw — as Retrain never had it.")
 for n in range(len(att.sample_ids)):
     image = att.images[n][..., 0] if att.images.shape[-1] == 1 else att.images[n].mean(-1)
     tiles = [image] + [att.maps[m, k, n] for m in range(len(att.models))]
     heads = [f"#{att.sample_ids[n]} {names[att.labels[n]]}{' (forget)' if att.in_forget[n] else ''}"] + [
-        f"{name}: {names[att.predictions[m, n]]} {att.target_probability[m, n]:.0%}" for m, name in enumerate(att.models)]
+        f"{name} → {names[att.predictions[m, n]]} · p(true) {att.target_probability[m, n]:.0%}"
+        for m, name in enumerate(att.models)]
     st.plotly_chart(charts.attribution_row(tiles, heads), config={"displayModeBar": False}, key=f"att-{n}")

@@ -23,10 +23,21 @@ if reference is None:   # a background Retrain may have finished since the run
 st.markdown(f"**{run.get('label')}** on **{run.get('spec_text')}** · {run.get('device')} · seed {run.get('seed')}"
             + (" · *fast mode*" if run.get("fast") else ""))
 if reference is None:
-    pending = [j for j in ui.active_jobs() if j["kind"] == "reference"]
-    st.info("Exact unlearning (Retrain) for this forget set is being computed in the background"
-            + (f" (queue position {pending[0]['position']})" if pending and pending[0]["position"] else "")
-            + ". The Retrain marks and the Avg. Gap fill in when it finishes.")
+    from app import store
+
+    key = store.spec_key(spec)
+    pending = [j for j in ui.active_jobs() if j["kind"] == "reference" and store.spec_key(j["params"]["spec"]) == key]
+    if pending:
+        where = "running now" if pending[0]["position"] == 0 else f"#{pending[0]['position']} in the queue"
+        st.info(f"Exact unlearning (Retrain) for this forget set is being computed in the background ({where}). "
+                "The Retrain marks and the Avg. Gap fill in when it finishes.")
+    else:
+        left, right = st.columns([4, 1])
+        left.info("No Retrain exists yet for this forget set, so there is no reference to compare with.")
+        if right.button("Compute Retrain", help="Exact unlearning for this forget set, in the background "
+                                                "(≈ 1.5 min on this CPU when idle)."):
+            pipeline.submit_reference(state.session_id(), spec)
+            st.rerun()
 
 cols = st.columns(4)
 for col, key in zip(cols, ui.METRIC_KEYS):

@@ -58,15 +58,38 @@ with st.form(f"config-{method}"):
                            key=f"seed-{method}")
     start = st.form_submit_button("Start", type="primary", disabled=spec is None)
 
+with st.expander("Use your own original model (optional)"):
+    import engine
+    from app import uploads
+
+    st.caption("A `.safetensors`, `.pt` or `.pth` state dict of the shipped model's architecture. It is checked "
+               "before use (no pickled code runs; size, shapes and values must fit) and replaces the shipped model "
+               "for your runs only while it stays here; the shipped model itself is never changed.")
+    upload = st.file_uploader("Weights file", type=["safetensors", "pt", "pth"], key="original-upload")
+    if upload is None:
+        state.put("original_upload", None)
+    else:
+        try:
+            path = uploads.accept(upload.name, upload.getvalue(), resources.original()[0].spec,
+                                  resources.dataset().name)
+        except engine.CheckpointError as error:
+            state.put("original_upload", None)
+            st.error(f"Refused: {error}")
+        else:
+            state.put("original_upload", str(path))
+            st.success(f"Your runs now start from {uploads.describe(path)}.")
+
 if start and spec is not None:
     try:
         import engine
 
         engine.make_config(method, **values)          # the engine's own validation, with its message
+        engine.make_split(resources.dataset(), engine.ForgetSpec.from_dict(spec))   # empty / every class: refused
     except ValueError as error:
         st.error(f"Not started: {error}")
     else:
-        job = pipeline.submit_run(state.session_id(), method, values, spec, int(seed))
+        job = pipeline.submit_run(state.session_id(), method, values, spec, int(seed),
+                                  original=state.get("original_upload"))
         state.add_job(job.id)
         st.toast("Run queued — it starts as soon as the device is free.")
 

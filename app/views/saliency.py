@@ -28,7 +28,7 @@ if tuple(factor) != (1, 1):
     st.caption(f"Shown block-averaged by {factor[0]}×{factor[1]}: a hard-mask cell is the share of selected weights.")
 c = st.columns(3)
 c[0].plotly_chart(charts.layer_heatmap(maps.soft[layer], "soft guidance w", 1.0), key="soft")
-c[1].plotly_chart(charts.layer_heatmap(maps.hard[layer], "hard mask (SalUn)", 1.0, "Greys"), key="hard")
+c[1].plotly_chart(charts.layer_heatmap(maps.hard[layer], "hard mask (SalUn)", 1.0, "gray"), key="hard")
 c[2].plotly_chart(charts.layer_heatmap(maps.delta[layer], "movement |Δθ|", None, "Magma"), key="delta")
 
 if maps.compare_description and len(maps.compare_hard):
@@ -37,7 +37,7 @@ if maps.compare_description and len(maps.compare_hard):
                 f"masks in this layer: **{maps.jaccard[layer]:.2f}** (1 = the same weights, 0 = disjoint).")
     d = st.columns(2)
     d[0].plotly_chart(charts.layer_heatmap(maps.compare_hard[layer], f"hard mask · {maps.compare_description}", 1.0,
-                                           "Greys"), key="compare")
+                                           "gray"), key="compare")
     diff = charts.layer_heatmap(maps.difference[layer], "this set − other set", None, "RdBu_r")
     diff.update_traces(zmin=-1, zmax=1, zmid=0)
     d[1].plotly_chart(diff, key="difference")
