@@ -129,3 +129,9 @@ def teaching_step() -> int:
 
 def set_teaching_step(step: int) -> None:
     put("teaching_step", int(step))
+
+
+def reset_widgets(prefix: str) -> None:
+    """Forget the values of widgets whose key starts with ``prefix`` (they return to their defaults)."""
+    for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
+        del st.session_state[key]

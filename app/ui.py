@@ -30,7 +30,7 @@ def active_jobs(owner: str | None = None) -> list[dict]:
     return [j for j in manager().jobs(owner) if j["status"] not in TERMINAL]
 
 
-def render_job(snapshot: dict, key: str) -> None:
+def render_job(snapshot: dict, key: str, losses_chart: bool = False) -> None:
     """One job's live state: stage, progress, losses, elapsed/ETA, queue position, Cancel."""
     status, position = snapshot["status"], snapshot["position"]
     head = st.columns([5, 1])
@@ -55,10 +55,10 @@ def render_job(snapshot: dict, key: str) -> None:
         losses = {k: v for k, v in snapshot["metrics"].items() if isinstance(v, float)}
         text = " · ".join(f"{k} {v:.3f}" for k, v in list(losses.items())[:4])
         epoch = snapshot["metrics"].get("epoch")
-        label = f"{snapshot['step']}/{snapshot['total']}" + (f" · epoch {epoch}" if epoch is not None else "") \
-            + (f" · {text}" if text else "")
+        counts = f"{snapshot['step']}/{snapshot['total']}" if snapshot["total"] > 1 else snapshot["stage"]
+        label = counts + (f" · epoch {epoch}" if epoch is not None else "") + (f" · {text}" if text else "")
         st.progress(min(1.0, max(0.0, fraction)), text=label)
-        if len(snapshot["history"]) > 3 and snapshot["owner"] == state.session_id():
+        if losses_chart and len(snapshot["history"]) > 3 and snapshot["owner"] == state.session_id():
             from app import charts
 
             fig = charts.loss_curves(snapshot["history"])
@@ -68,7 +68,7 @@ def render_job(snapshot: dict, key: str) -> None:
         st.error(f"The run failed: {snapshot['error']}. The app and earlier results are unaffected.")
 
 
-def job_panel(key: str, only_owner: bool = True, show_recent: bool = False) -> None:
+def job_panel(key: str, only_owner: bool = True, show_recent: bool = False, losses_chart: bool = False) -> None:
     """The session's jobs (live while any runs). Polled by a fragment; the rest of the page stays idle."""
     owner = state.session_id() if only_owner else None
 
@@ -77,7 +77,7 @@ def job_panel(key: str, only_owner: bool = True, show_recent: bool = False) -> N
         live = [j for j in jobs if j["status"] not in TERMINAL]
         recent = [j for j in jobs if j["status"] in TERMINAL][-2:] if show_recent else []
         for snapshot in live + recent[::-1]:
-            render_job(snapshot, key)
+            render_job(snapshot, key, losses_chart)
         # a run's metrics are on disk before its insights: show them at once, and again when the job ends
         seen = set(state.get("seen_done"))
         events = {f"{j['id']}:done" for j in jobs if j["status"] in TERMINAL} | {

@@ -87,7 +87,7 @@ def test_pick_a_class_run_wsscl_and_see_every_page(lab):
     assert at.selectbox(key="method").value == "wsscl"        # WSS-CL is the default
     assert "Device" in " ".join(m.value for m in at.markdown)
     assert at.number_input(key="cfg-wsscl-epochs").value == 1  # fast mode shrinks the defaults
-    at.get("form_submit_button")[0].click().run()
+    at.button(key="start").click().run()
     assert not at.exception, [e.value for e in at.exception]
     jobs = wait_for_jobs()
     unlearn = [j for j in jobs if j["kind"] == "unlearn"]

@@ -27,9 +27,8 @@ st.caption(methods[method].summary)
 
 fields = pipeline.config_fields(method)
 defaults = pipeline.default_config(method)
-with st.form(f"config-{method}"):
-    st.markdown("**Hyperparameters** — defaults are tuned for this dataset" +
-                (" (shrunk: fast mode)" if settings.FAST else ""))
+with st.expander("Hyperparameters — tuned defaults" + (" (shrunk: fast mode)" if settings.FAST else "")
+                 + "; open to experiment", expanded=False):
     values = {}
     columns = st.columns(4)
     for k, f in enumerate(fields):
@@ -56,7 +55,11 @@ with st.form(f"config-{method}"):
                 values[f.name] = st.text_input(label, value=str(defaults[f.name]), help=f.help, key=key)
     seed = st.number_input("seed", 0, 10_000, 0, help="Seeds every random choice: the same seed gives the same run.",
                            key=f"seed-{method}")
-    start = st.form_submit_button("Start", type="primary", disabled=spec is None)
+    if st.button("Reset to defaults", key=f"reset-{method}"):
+        state.reset_widgets(f"cfg-{method}-")
+        st.rerun()
+start = st.button("Start", type="primary", disabled=spec is None, key="start",
+                  help="Queues the run on this device; it starts at once when the device is free.")
 
 with st.expander("Use your own original model (optional)"):
     import engine
@@ -102,7 +105,7 @@ if spec is not None:
 with progress:
     if state.job_ids() or ui.active_jobs(state.session_id()):
         st.subheader("Progress")
-        ui.job_panel("run", show_recent=True)
+        ui.job_panel("run", show_recent=True, losses_chart=True)
         if state.current_run():
             st.page_link("views/results.py", label="See the results", icon=":material/speed:")
         st.caption("The run carries on while you switch pages; Cancel stops it within seconds.")
