@@ -43,7 +43,8 @@ class WSSCLConfig(MethodConfig):
     stage1_objective: str = option("minimize", "minimise KL(q‖p) (bounded) or maximise KL(u‖p) (clipped)",
                                    choices=("minimize", "maximize"))
     kl_clip: float = option(5.0, "maximize only: per-sample KL cap", min=0.1, max=50.0)
-    stage1_lr: float = option(0.02, "SGD learning rate of stage 1 ([K]: 5e-3; tuned)", min=1e-5, max=1.0)
+    stage1_lr: float = option(5e-3, "SGD learning rate of stage 1 ([K]: 5e-3; tuned, docs/tuning.md)",
+                              min=1e-5, max=1.0)
     # stage 2: adversarial fine-tuning
     epochs: int = option(2, "E: epochs of {contrastive forget round, retain round} ([K]: 8; 2 for the CPU budget)",
                          min=0, max=50)
@@ -59,7 +60,7 @@ class WSSCLConfig(MethodConfig):
                                   "retain steps (measured worse on class 3: the last repair steps are too small)",
                                   choices=("cosine", "constant"))
     retain_weight_decay: float = option(1e-2, "weight decay of the retain rounds (scaled by w too)", min=0.0, max=0.1)
-    retain_fraction: float = option(0.2, "share of D_r drawn afresh each epoch (speed option; 1 = all)",
+    retain_fraction: float = option(0.5, "share of D_r drawn afresh each epoch (speed option; 1 = all; tuned)",
                                     min=0.01, max=1.0)
     forget_batch_norm: str = option("train", "batch norm in the forgetting rounds: train, or eval (running "
                                     "statistics left untouched; measured: stage 1 diverges at lr 0.02 and forgets "
