@@ -16,7 +16,7 @@ from engine.methods.common import MethodConfig, Session, option
 
 @dataclass(frozen=True)
 class GAConfig(MethodConfig):
-    # tuned on fashion-mini's validation split (docs/tuning.md)
+    # hand-set defaults: their grid (scripts/tune_methods.py) did not run on the saturated shared CPU
     lr: float = option(1e-3, "learning rate of gradient ascent on the forget set", min=1e-6, max=0.1)
     epochs: int = option(2, "passes over the forget set", min=1, max=50)
     batch_size: int = option(128, "forget batch size", min=8, max=1024)

@@ -18,7 +18,7 @@ from engine.methods.common import MethodConfig, Session, option, retain_limit
 
 @dataclass(frozen=True)
 class L1SparseConfig(MethodConfig):
-    # tuned on fashion-mini's validation split (docs/tuning.md)
+    # hand-set defaults: their grid (scripts/tune_methods.py) did not run on the saturated shared CPU
     lr: float = option(0.02, "learning rate of SGD on the retain set", min=1e-5, max=1.0)
     epochs: int = option(2, "passes over the retain set", min=1, max=50)
     alpha: float = option(1e-4, "initial weight α of the ℓ1 penalty (decays linearly to 0)", min=0.0, max=1e-2)

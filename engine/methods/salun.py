@@ -17,7 +17,7 @@ from engine.saliency import guidance_weights, layer_summary, saliency_scores
 
 @dataclass(frozen=True)
 class SalUnConfig(MethodConfig):
-    # tuned on fashion-mini's validation split (docs/tuning.md)
+    # hand-set defaults: their grid (scripts/tune_methods.py) did not run on the saturated shared CPU
     lr: float = option(0.01, "learning rate of both rounds", min=1e-5, max=1.0)
     epochs: int = option(2, "epochs of {random-label round, retain round}", min=1, max=50)
     batch_size: int = option(128, "batch size of both rounds", min=8, max=1024)

@@ -21,7 +21,7 @@ from engine.methods.common import MethodConfig, Session, option, retain_limit
 
 @dataclass(frozen=True)
 class SCRUBConfig(MethodConfig):
-    # tuned on fashion-mini's validation split (docs/tuning.md)
+    # hand-set defaults: their grid (scripts/tune_methods.py) did not run on the saturated shared CPU
     lr: float = option(5e-3, "learning rate of both rounds", min=1e-5, max=1.0)
     epochs: int = option(3, "epochs (each: an optional max round, then a min round)", min=1, max=50)
     max_epochs: int = option(2, "how many of the first epochs include a max round on D_f", min=0, max=50)
