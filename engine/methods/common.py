@@ -69,6 +69,8 @@ class MethodConfig:
             if kind in ("int", "float"):
                 if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
                     raise ValueError(f"{item.name} must be a number, got {value!r}")
+                if not math.isfinite(float(value)):      # before int(): int(nan) has no useful message
+                    raise ValueError(f"{item.name} must be finite, got {value!r}")
                 if kind == "int" and float(value) != int(value):
                     raise ValueError(f"{item.name} must be a whole number, got {value!r}")
                 value = int(value) if kind == "int" else float(value)

@@ -1,0 +1,230 @@
+"""Bad input: uploaded checkpoints (wrong extension, empty, too large, truncated, a pickle that would run code,
+wrong architecture, NaN weights), hyperparameters outside their bounds, degenerate forget sets (empty, every
+class, one sample, ids out of range), through the engine, `app/uploads.py` and the Run page (AppTest).
+Each is refused with a clear message or gives a sensible result; nothing already saved changes."""
+import hashlib
+import importlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import engine
+
+REPO = Path(__file__).resolve().parent.parent
+ORIGINAL = REPO / "assets/checkpoints/fashion-mini/original.safetensors"
+APP = REPO / "app/streamlit_app.py"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    saved = {k: os.environ.get(k) for k in ("UNLEARNING_LAB_FAST", "UNLEARNING_LAB_RUNS", "UNLEARNING_LAB_NO_WARMUP")}
+    os.environ.update(UNLEARNING_LAB_FAST="1", UNLEARNING_LAB_RUNS=str(tmp_path_factory.mktemp("runs")),
+                      UNLEARNING_LAB_NO_WARMUP="1")
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))
+    from app import settings
+    importlib.reload(settings)
+    before = sha256(ORIGINAL)
+    dataset = engine.load_dataset("fashion-mini")
+    model, _ = engine.load_original(dataset)
+    yield dataset, model
+    assert sha256(ORIGINAL) == before                       # no bad input ever touched the shipped original
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    importlib.reload(settings)
+
+
+def state_bytes(state: dict, suffix: str) -> bytes:
+    if suffix == ".safetensors":
+        from safetensors.torch import save
+
+        return save({k: v.contiguous() for k, v in state.items()})
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+class RunsCode:
+    """A pickle that would run a shell command when loaded with pickle's full power."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+# ---------------------------------------------------------------------------------------------- checkpoints
+def test_uploaded_checkpoints_are_refused_with_a_clear_message(lab, tmp_path, monkeypatch):
+    from app import uploads
+
+    dataset, model = lab
+    spec = model.spec
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    good = state_bytes(state, ".safetensors")
+    marker = tmp_path / "pwned"
+    evil = io.BytesIO()
+    torch.save({"weights": RunsCode(marker)}, evil)
+    other = engine.build_model(engine.ModelSpec("small-cnn", 3, 10, (0.5,) * 3, (0.5,) * 3))
+    nan_state = {k: v.clone() for k, v in state.items()}
+    next(v for v in nan_state.values() if v.is_floating_point()).view(-1)[0] = float("inf")
+    cases = {
+        "notes.txt": (b"hello", "upload a .safetensors, .pt, .pth file"),
+        "empty.pt": (b"", "is empty"),
+        "truncated.safetensors": (good[: len(good) // 2], "not a readable safetensors file"),
+        "garbage.pt": (os.urandom(4096), "could not be loaded safely"),
+        "evil.pt": (evil.getvalue(), "could not be loaded safely"),
+        "rgb.safetensors": (state_bytes(other.state_dict(), ".safetensors"), "does not fit architecture 'small-cnn'"),
+        "linear.pt": (state_bytes(torch.nn.Linear(4, 2).state_dict(), ".pt"), "does not fit architecture"),
+        "list.pt": (state_bytes([torch.zeros(2)], ".pt"), "does not hold a state dict of tensors"),
+        "inf.safetensors": (state_bytes(nan_state, ".safetensors"), "holds NaN or infinite values"),
+    }
+    for name, (data, message) in cases.items():
+        with pytest.raises(engine.CheckpointError) as refused:
+            uploads.accept(name, data, spec, dataset.name)
+        assert message in str(refused.value), (name, str(refused.value))
+    assert not marker.exists()                                                 # the pickle's code never ran
+    monkeypatch.setattr(uploads, "MAX_BYTES", len(good) - 1)
+    with pytest.raises(engine.CheckpointError, match="the limit is"):
+        uploads.accept("big.safetensors", good, spec, dataset.name)
+    assert list(uploads.upload_dir().glob("*")) == []                          # nothing refused was kept
+
+
+def test_the_engine_refuses_an_oversized_file_before_reading_it(tmp_path, monkeypatch):
+    import engine.checkpoints as checkpoints
+
+    path = tmp_path / "huge.pt"
+    path.write_bytes(b"\0" * 2048)
+    monkeypatch.setattr(checkpoints, "MAX_UPLOAD_BYTES", 1024)
+    with pytest.raises(engine.CheckpointError, match="the limit is"):
+        engine.load_state_file(path, engine.load_original(engine.load_dataset("fashion-mini"))[0].spec)
+
+
+def test_a_good_upload_becomes_the_original_of_my_runs_only(lab):
+    """A valid .pt state dict is accepted, kept under the run folder, and a run started with it uses it."""
+    from app import pipeline, uploads
+    from app.jobs import JobManager
+
+    dataset, model = lab
+    tweaked = {k: v.clone() for k, v in model.state_dict().items()}
+    data = state_bytes(tweaked, ".pt")
+    path = uploads.accept("my-model.pt", data, model.spec, dataset.name)
+    assert path.parent == uploads.upload_dir() and path.is_file()
+    assert uploads.accept("again.pt", data, model.spec, dataset.name) == path        # same bytes, same file
+    loaded, record = engine.load_checkpoint(path)
+    assert record["source_name"] == "my-model.pt" and record["kind"] == "uploaded original"
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in tweaked.items())
+
+    manager = JobManager("uploads")
+    try:
+        spec = {"classes": [3], "fraction": None, "sample_ids": [], "seed": 0}
+        job = manager.submit("me", "unlearn", "mine", {"method": "ft", "spec": spec, "seed": 0,
+                                                      "config": pipeline.default_config("ft"),
+                                                      "original": str(path)}, pipeline.unlearn_work)
+        snap = manager.wait(job.id, 300)
+    finally:
+        manager.shutdown()
+    assert snap["status"] == "finished", snap["error"]
+    from app import store
+    run = store.load_run(snap["result"]["run_id"])
+    assert run["original"] == str(path) and run["original_metrics"]["TA"] > 70
+
+
+# ---------------------------------------------------------------------------------------------- hyperparameters
+def test_every_bounded_hyperparameter_refuses_values_outside_its_bounds():
+    tried = 0
+    for method in engine.METHODS:
+        for field in engine.config_fields(engine.METHODS[method].config_class):
+            if field.type not in ("int", "float"):
+                continue
+            bad = []
+            if field.min is not None:
+                bad.append(field.min - (1 if field.type == "int" else abs(field.min) + 1e-3))
+            if field.max is not None:
+                bad.append(field.max + (1 if field.type == "int" else abs(field.max) + 1e-3))
+            bad += [float("nan"), float("inf"), "3"]
+            for value in bad:
+                with pytest.raises(ValueError, match=field.name):
+                    engine.make_config(method, **{field.name: value})
+                tried += 1
+            if field.type == "int":
+                with pytest.raises(ValueError, match="whole number"):
+                    engine.make_config(method, **{field.name: field.default + 0.5})
+        with pytest.raises(ValueError, match="has no option"):
+            engine.make_config(method, learning_rate_typo=1)
+    assert tried > 50
+
+
+def test_the_run_form_carries_the_bounds_and_refuses_every_class_and_an_empty_set(lab):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(APP), default_timeout=180)
+    at.run()
+    at.switch_page("views/run.py")
+    at.run()
+    assert not at.exception
+    assert any("Choose what to forget first" in w.value for w in at.warning)       # empty set: no Start
+    assert at.button(key="start").disabled
+    lr = at.number_input(key="cfg-wsscl-stage1_lr")
+    field = next(f for f in engine.config_fields(engine.METHODS["wsscl"].config_class) if f.name == "stage1_lr")
+    assert (lr.min, lr.max) == (field.min, field.max)
+    assert any("Use your own original model" in e.label for e in at.expander)
+
+    at.session_state["forget_mode"] = "classes"
+    at.session_state["forget_classes"] = list(range(10))
+    at.run()
+    at.button(key="start").click().run()
+    assert any("cannot forget every class" in e.value for e in at.error), [e.value for e in at.error]
+    from app.jobs import manager
+    assert not [j for j in manager().jobs() if j["owner"] == at.session_state["session_id"]]   # nothing queued
+
+
+# ---------------------------------------------------------------------------------------------- forget sets
+def test_degenerate_forget_specs_are_refused_with_a_clear_message(lab):
+    dataset, _ = lab
+    held_out = int(engine.validation_indices(dataset, 0)[0])
+    cases = [({"classes": list(range(10))}, "cannot forget every class"),
+             ({"classes": [10]}, "out of range"),
+             ({"sample_ids": [len(dataset.train_labels)]}, "out of range"),
+             ({"sample_ids": [held_out]}, "validation hold-out"),
+             ({"fraction": 0.0}, "forget fraction must lie in"),
+             ({"fraction": 1.5}, "forget fraction must lie in"),
+             ({}, "exactly one of"),
+             ({"classes": [1], "fraction": 0.1}, "exactly one of")]
+    for spec, message in cases:
+        with pytest.raises(ValueError, match=message):
+            engine.make_split(dataset, engine.ForgetSpec.from_dict({"seed": 0, **spec}))
+
+
+def test_a_forget_set_of_one_sample_gives_a_sensible_result_with_insights(lab):
+    """One image: the run finishes, UA is 0 or 100 (one sample), RA/TA stay near the original's, and the
+    insight pages (UMAP, attacks) do not break on a set of one."""
+    from app import pipeline, store
+    from app.jobs import JobManager
+
+    dataset, _ = lab
+    one = int(engine.training_indices(dataset, 0)[0])
+    spec = {"classes": [], "fraction": None, "sample_ids": [one], "seed": 0}
+    manager = JobManager("one")
+    try:
+        job = manager.submit("me", "unlearn", "one", {"method": "wsscl", "spec": spec, "seed": 0,
+                                                     "config": pipeline.default_config("wsscl")}, pipeline.unlearn_work)
+        snap = manager.wait(job.id, 400)
+    finally:
+        manager.shutdown()
+    assert snap["status"] == "finished", snap["error"]
+    run = store.load_run(snap["result"]["run_id"])
+    metrics, original = run["metrics"], run["original_metrics"]
+    assert metrics["UA"] in (0.0, 100.0)
+    assert abs(metrics["TA"] - original["TA"]) < 15 and abs(metrics["RA"] - original["RA"]) < 15
+    assert run["insights"] == "ready", run.get("insights_error")
+    assert pipeline.load_insights(run) is not None
