@@ -33,11 +33,11 @@ def lab(tmp_path, monkeypatch):
 def test_two_sessions_queue_and_stay_isolated(lab):
     from app import pipeline, store
 
-    jobs = {}     # fine-tuning at lr 1.0 on 5 % of the retain set: forgets a class in seconds (measured: UA 100)
+    jobs = {}
     for owner, forgotten in (("alice", 3), ("bob", 7)):
         spec = {"classes": [forgotten], "fraction": None, "sample_ids": [], "seed": 0}
         jobs[owner] = lab.submit(owner, "unlearn", f"{owner}", {"method": "ft", "spec": spec, "seed": 0,
-                                                                "config": {"lr": 1.0, "epochs": 1, "retain_fraction": 0.05}},
+                                                                "config": pipeline.default_config("ft")},
                                  pipeline.unlearn_work)
     assert lab.snapshot(jobs["bob"].id)["status"] == "queued"                 # one device: bob waits
     done = {owner: lab.wait(job.id, 300) for owner, job in jobs.items()}
@@ -49,6 +49,11 @@ def test_two_sessions_queue_and_stay_isolated(lab):
     for owner, forgotten in (("alice", 3), ("bob", 7)):
         run = store.load_run(done[owner]["result"]["run_id"])
         assert run["owner"] == owner and run["spec"]["classes"] == [forgotten]
-        per_class = np.asarray(run["metrics"]["per_class_test_acc"])
-        other = 7 if forgotten == 3 else 3
-        assert per_class[forgotten] < per_class[other] - 30                  # its own class forgotten, not the other's
+        assert run["spec_text"] == f"class {engine.load_dataset('fashion-mini').classes[forgotten]}"
+        # the figures are this run's own: UA recomputed from its saved model on its own forget set
+        dataset = engine.load_dataset("fashion-mini")
+        model, _ = engine.runs.load_run(run["path"])
+        forget = engine.make_split(dataset, engine.ForgetSpec.from_dict(run["spec"])).forget
+        predictions = engine.predict(model, dataset.train_images[forget], device=engine.resolve_device("cpu")).predictions
+        accuracy = 100.0 * float(np.mean(predictions == dataset.train_labels.numpy()[forget]))
+        assert run["metrics"]["UA"] == pytest.approx(100.0 - accuracy, abs=0.01)
