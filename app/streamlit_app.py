@@ -13,6 +13,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))   # UMAP's compiled code, across restarts
+# Torch runs here on several threads (the run worker, the warm-up, page scripts). With OpenMP's default
+# spin-waiting, the idle thread team of one of them keeps spinning while another computes: measured on the
+# 2-core CPU, a WSS-CL run after the warm-up took 189 s instead of 31 s. Passive waiting removes that
+# (31 s). Must be set before torch loads libgomp, i.e. before `import engine`.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st  # noqa: E402
 

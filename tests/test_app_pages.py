@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+# As in app/streamlit_app.py: torch is used from several threads here (the job worker, AppTest's script
+# threads); OpenMP's spin-waiting makes that several times slower. Effective only if torch is not loaded yet.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 APP = Path(__file__).resolve().parent.parent / "app"
 PAGES = ["learn", "teaching", "forget", "run", "results", "saliency", "features", "privacy", "compare"]
 TITLES = {"learn": "Unlearning Lab", "teaching": "Guided tour", "forget": "Choose what to forget",
