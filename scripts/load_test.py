@@ -84,7 +84,7 @@ def start_server(runs: Path, log: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"the server did not become healthy in 120 s; see {log}")
 
 
-async def session(browser, url: str, k: int, out: Path, start_gate: asyncio.Barrier) -> dict:
+async def session(browser, url: str, k: int, out: Path, start_gate: asyncio.Barrier, wait_s: float) -> dict:
     name = CLASSES[k]
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
@@ -104,7 +104,7 @@ async def session(browser, url: str, k: int, out: Path, start_gate: asyncio.Barr
     clicked = time.time()
     await page.get_by_role("button", name="Start").click()
     saw_queue = False
-    deadline = time.time() + 900
+    deadline = time.time() + wait_s
     while time.time() < deadline:
         if await page.get_by_text("in the queue").count():
             saw_queue = True
@@ -113,7 +113,7 @@ async def session(browser, url: str, k: int, out: Path, start_gate: asyncio.Barr
         await page.wait_for_timeout(500)
     else:
         await page.screenshot(path=str(out / f"session-{k}-timeout.png"), full_page=True)
-        raise TimeoutError(f"session {k}: no results after 900 s")
+        raise TimeoutError(f"session {k}: no results after {wait_s:.0f} s")
     row["start_to_results_s"] = round(time.time() - clicked, 1)
     row["saw_queue"] = saw_queue
     opened = time.time()
@@ -130,13 +130,13 @@ async def session(browser, url: str, k: int, out: Path, start_gate: asyncio.Barr
     return row
 
 
-async def drive(url: str, sessions: int, out: Path) -> list[dict]:
+async def drive(url: str, sessions: int, out: Path, wait_s: float) -> list[dict]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
         gate = asyncio.Barrier(sessions)
-        rows = await asyncio.gather(*(session(browser, url, k, out, gate) for k in range(sessions)),
+        rows = await asyncio.gather(*(session(browser, url, k, out, gate, wait_s) for k in range(sessions)),
                                     return_exceptions=True)
         await browser.close()
     return [r if isinstance(r, dict) else {"error": f"{type(r).__name__}: {r}"} for r in rows]
@@ -170,6 +170,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sessions", type=int, default=4)
     parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "load")
+    parser.add_argument("--wait", type=float, default=2400, help="seconds a session waits for its results")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     runs = Path(tempfile.mkdtemp(prefix="load-runs-"))
@@ -178,7 +179,7 @@ def main(argv=None) -> int:
     sampler.start()
     began = time.time()
     try:
-        rows = asyncio.run(drive(url, args.sessions, args.out))
+        rows = asyncio.run(drive(url, args.sessions, args.out, args.wait))
         time.sleep(2)
     finally:
         sampler.stop.set()
