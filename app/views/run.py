@@ -105,7 +105,7 @@ if spec is not None:
 with progress:
     if state.job_ids() or ui.active_jobs(state.session_id()):
         st.subheader("Progress")
-        ui.job_panel("run", show_recent=True, losses_chart=True)
+        ui.job_panel("run", show_recent=True)
         if state.current_run():
             st.page_link("views/results.py", label="See the results", icon=":material/speed:")
         st.caption("The run carries on while you switch pages; Cancel stops it within seconds.")
