@@ -178,8 +178,8 @@ def run_bench(args: argparse.Namespace) -> int:
     command_line = "python -m engine bench " + " ".join(_argv_tail(args))
     markdown, summary = bench_table(rows, device=device_text, command=command_line)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".md").write_text(markdown)
-    write_json(args.out.with_suffix(".json"), {"device": device_text, "command": command_line, "rows": rows,
+    _with(args.out, ".md").write_text(markdown)
+    write_json(_with(args.out, ".json"), {"device": device_text, "command": command_line, "rows": rows,
                                                "summary": summary, "seconds": time.perf_counter() - start})
     print(markdown)
     return 0
@@ -202,11 +202,16 @@ def merge_benches(paths: list[Path], out: Path) -> int:
     commands = [p["command"] for p in payloads]
     markdown, summary = bench_table(rows, device="; ".join(devices), command="` + `".join(commands))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(markdown)
-    write_json(out.with_suffix(".json"), {"device": "; ".join(devices), "commands": commands, "rows": rows,
+    _with(out, ".md").write_text(markdown)
+    write_json(_with(out, ".json"), {"device": "; ".join(devices), "commands": commands, "rows": rows,
                                           "summary": summary})
     print(markdown)
     return 0
+
+
+def _with(out: Path, suffix: str) -> Path:
+    """OUT + suffix, even when OUT's name has dots (``with_suffix`` would cut "lr0.02-class" to "lr0")."""
+    return out.parent / (out.name + suffix)
 
 
 def _figures(row: dict) -> str:

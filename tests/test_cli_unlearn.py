@@ -80,6 +80,6 @@ def test_bench_merge(patched, tmp_path):
         assert main(["bench", "--methods", method, "--scenarios", "class:1", "--seeds", "0", "--set",
                      f"{method}.epochs=1", "--device", "cpu", "--out", str(tmp_path / part)]) == 0
     assert main(["bench", "--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
-                 "--out", str(tmp_path / "all")]) == 0
-    rows = json.loads((tmp_path / "all.json").read_text())["rows"]
+                 "--out", str(tmp_path / "all.v2")]) == 0
+    rows = json.loads((tmp_path / "all.v2.json").read_text())["rows"]
     assert [r["method"] for r in rows] == ["retrain", "ga", "ft"]
