@@ -17,7 +17,8 @@ USER user
 ENV HOME=/home/user \
     PATH=/home/user/.local/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    NUMBA_CACHE_DIR=/home/user/.cache/numba
+    NUMBA_CACHE_DIR=/home/user/.cache/numba \
+    OMP_WAIT_POLICY=PASSIVE
 WORKDIR /home/user/app
 
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu

@@ -12,5 +12,5 @@ fi
 mkdir -p "$UNLEARNING_LAB_RUNS"
 exec streamlit run app/streamlit_app.py \
   --server.port=8501 --server.address=0.0.0.0 \
-  --server.headless=true --server.enableXsrfProtection=false --server.enableCORS=false \
+  --server.headless=true --server.fileWatcherType=none --server.enableXsrfProtection=false --server.enableCORS=false \
   --browser.gatherUsageStats=false "$@"
