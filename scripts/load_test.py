@@ -84,23 +84,38 @@ def start_server(runs: Path, log: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit(f"the server did not become healthy in 120 s; see {log}")
 
 
-async def session(browser, url: str, k: int, out: Path, start_gate: asyncio.Barrier, wait_s: float) -> dict:
+async def session(browser, url: str, k: int, out: Path, start_gate: list, wait_s: float) -> dict:
     name = CLASSES[k]
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     page.set_default_timeout(120_000)
     row = {"session": k, "class": name}
     t0 = time.time()
-    await page.goto(url)
-    await page.get_by_text("Original model · test accuracy").wait_for(timeout=180_000)
-    await page.locator('[data-testid="stSidebarNav"] a', has_text="Choose what to forget").first.click()
-    await page.get_by_text(name, exact=True).first.click()
-    await page.get_by_text(f"class {name}").first.wait_for()
-    await page.locator('[data-testid="stSidebarNav"] a', has_text="Run").first.click()
-    await page.get_by_text("Hyperparameters").wait_for()
-    await page.wait_for_timeout(1500)
+    try:
+        await page.goto(url)
+        await page.get_by_text("Original model · test accuracy").wait_for(timeout=180_000)
+        await page.locator('[data-testid="stSidebarNav"] a', has_text="Choose what to forget").first.click()
+        for attempt in range(5):                  # a click during a rerun can be lost: tick until it shows
+            await page.locator('[data-testid="stCheckbox"]', has_text=name).first.click()
+            try:
+                await page.get_by_text(f"class {name}").first.wait_for(timeout=20_000)
+                break
+            except Exception:
+                if attempt == 4:
+                    raise
+        await page.locator('[data-testid="stSidebarNav"] a', has_text="Run").first.click()
+        await page.get_by_role("button", name="Start").wait_for()
+        await page.wait_for_timeout(1500)
+    except Exception:
+        await page.screenshot(path=str(out / f"session-{k}-setup-failed.png"), full_page=True)
+        raise
+    finally:
+        start_gate[0] += 1                        # counted even on failure, so the others never wait forever
+        if start_gate[0] == start_gate[1]:
+            start_gate[2].set()
     row["ready_s"] = round(time.time() - t0, 1)
-    await start_gate.wait()                       # every session clicks Start at (nearly) the same moment
+    print(f"session {k} ({name}) ready after {row['ready_s']} s", flush=True)
+    await start_gate[2].wait()                    # every session clicks Start at (nearly) the same moment
     clicked = time.time()
     await page.get_by_role("button", name="Start").click()
     saw_queue = False
@@ -115,6 +130,7 @@ async def session(browser, url: str, k: int, out: Path, start_gate: asyncio.Barr
         await page.screenshot(path=str(out / f"session-{k}-timeout.png"), full_page=True)
         raise TimeoutError(f"session {k}: no results after {wait_s:.0f} s")
     row["start_to_results_s"] = round(time.time() - clicked, 1)
+    print(f"session {k} ({name}) results after {row['start_to_results_s']} s", flush=True)
     row["saw_queue"] = saw_queue
     opened = time.time()
     await page.locator('[data-testid="stSidebarNav"] a', has_text="Results").first.click()
@@ -135,7 +151,7 @@ async def drive(url: str, sessions: int, out: Path, wait_s: float) -> list[dict]
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
-        gate = asyncio.Barrier(sessions)
+        gate = [0, sessions, asyncio.Event()]     # ready count, sessions, all ready
         rows = await asyncio.gather(*(session(browser, url, k, out, gate, wait_s) for k in range(sessions)),
                                     return_exceptions=True)
         await browser.close()
