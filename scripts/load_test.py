@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import socket
@@ -168,12 +167,14 @@ def check_runs(runs: Path, sessions: int) -> dict:
         records.append({"classes": record["spec"]["classes"], "owner": record.get("owner"), "status": record["status"],
                         "UA": record["metrics"]["UA"] if record.get("metrics") else None,
                         "original_UA": (record.get("original_metrics") or {}).get("UA"),
-                        "started": dt.datetime.fromisoformat(record["created"]).timestamp(),
                         "saved": model.stat().st_mtime if model.exists() else None,
+                        "seconds": record.get("seconds"),       # the unlearning itself, which ended at "saved"
                         "insights": record.get("insights")})
-    records.sort(key=lambda r: r["started"])
-    overlaps = [i for i in range(1, len(records))
-                if records[i - 1]["saved"] and records[i]["started"] < records[i - 1]["saved"] - 1.0]
+    records.sort(key=lambda r: r["saved"] or 0)
+    # the record's "created" is rewritten when the run is saved, so each run's device interval is
+    # [saved - seconds, saved]: queued runs never overlap
+    overlaps = [i for i in range(1, len(records)) if records[i - 1]["saved"] and records[i]["saved"]
+                and records[i]["saved"] - records[i]["seconds"] < records[i - 1]["saved"] - 0.05]
     return {"records": records,
             "one_per_class": sorted(c for r in records for c in r["classes"]) == list(range(sessions)),
             "distinct_owners": len({r["owner"] for r in records}) == sessions,
