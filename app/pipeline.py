@@ -45,11 +45,12 @@ def config_fields(method: str) -> list:
     return list(engine.config_fields(info.config_class)) if info is not None else []
 
 
-def default_config(method: str) -> dict:
-    """The method's defaults, shrunk by UNLEARNING_LAB_FAST=1 where the config has matching fields."""
+def default_config(method: str, forget_kind: str | None = None) -> dict:
+    """The method's defaults for the forget setting, shrunk by UNLEARNING_LAB_FAST=1 where the config has matching fields."""
     values = {}
+    setting = engine.setting_defaults(method, forget_kind)
     for f in config_fields(method):
-        value = f.default
+        value = setting.get(f.name, f.default)
         if settings.FAST and f.name in settings.FAST_OVERRIDES:
             value = type(f.default)(settings.FAST_OVERRIDES[f.name]) if f.default is not None else value
             if getattr(f, "min", None) is not None:

@@ -18,7 +18,8 @@ from engine.training import (RECIPES, Outputs, TrainRecipe, device_name, place, 
 
 # --- unlearning methods (issue 3): the methods helper edits only this section
 from engine import runs
-from engine.methods import METHODS, ConfigField, MethodConfig, MethodInfo, UnlearnResult, config_fields, make_config
+from engine.methods import (METHODS, ConfigField, MethodConfig, MethodInfo, UnlearnResult, config_fields, make_config,
+                            setting_defaults)
 from engine.selfsupervised import fit_linear_probe, train_simclr
 from engine.unlearning import RunOutcome, reference_scores_for, run_unlearning
 # --- end unlearning methods

@@ -70,7 +70,7 @@ def run_unlearn(args: argparse.Namespace) -> int:
 
     dataset, spec, device = load_data(args), forget_spec_from(args), resolve_device(args.device)
     split = make_split(dataset, spec, args.split_seed)
-    config = make_config(args.method, **parse_overrides(args.set))
+    config = make_config(args.method, forget_kind=spec.kind, **parse_overrides(args.set))
     model = load_model(dataset, args.checkpoint, device)
     progress = TqdmProgress()
     outcome = run_unlearning(args.method, model, dataset, split, config, device=device, seed=args.seed,

@@ -33,7 +33,7 @@ def main() -> None:
     if reference is not None:
         print("training the Retrain reference first …")
         assert manager().wait(reference.id, 3600)["status"] == "finished"
-    job = pipeline.submit_run("tour", "wsscl", pipeline.default_config("wsscl"), spec, 0)
+    job = pipeline.submit_run("tour", "wsscl", pipeline.default_config("wsscl", "class"), spec, 0)
     done = manager().wait(job.id, 3600)
     assert done["status"] == "finished", done["error"]
     run = store.load_run(done["result"]["run_id"])

@@ -30,6 +30,7 @@ PREPARED = [("salun", {"classes": [1], "fraction": None, "sample_ids": [], "seed
 def compute_prepared(runs_root: Path, timeout: float = 3600) -> list[Path]:
     """Run PREPARED through the app's pipeline into ``runs_root``; returns the run folders."""
     os.environ["UNLEARNING_LAB_RUNS"] = str(runs_root)
+    import engine
     from app import pipeline, store
     from app.jobs import manager
 
@@ -37,7 +38,7 @@ def compute_prepared(runs_root: Path, timeout: float = 3600) -> list[Path]:
     for method, spec in PREPARED:
         # unlearn_work without "reference_job": no background Retrain is trained for sets that lack one
         job = manager().submit("export", "unlearn", f"{method} {spec}",
-                               {"method": method, "spec": spec, "seed": 0, "config": pipeline.default_config(method),
+                               {"method": method, "spec": spec, "seed": 0, "config": pipeline.default_config(method, engine.ForgetSpec.from_dict(spec).kind),
                                 "dataset": "fashion-mini"}, pipeline.unlearn_work)
         done = manager().wait(job.id, timeout)
         if done["status"] != "finished":

@@ -26,14 +26,16 @@ method = st.selectbox("Method", order, format_func=lambda m: methods[m].label,
 st.caption(methods[method].summary)
 
 fields = pipeline.config_fields(method)
-defaults = pipeline.default_config(method)
+kind = (None if spec is None else "class" if spec.get("classes") else
+        "random" if spec.get("fraction") is not None else "samples")
+defaults = pipeline.default_config(method, kind)
 with st.expander("Hyperparameters — tuned defaults" + (" (shrunk: fast mode)" if settings.FAST else "")
                  + "; open to experiment", expanded=False):
     values = {}
     columns = st.columns(4)
     for k, f in enumerate(fields):
         with columns[k % 4]:
-            key = f"cfg-{method}-{f.name}"
+            key = f"cfg-{method}-{kind}-{f.name}"   # per setting: its defaults differ (engine.setting_defaults)
             label = f.name.replace("_", " ")
             if f.choices:
                 choices = list(f.choices)

@@ -37,7 +37,7 @@ if run is None:
     if not ui.active_jobs(state.session_id()):
         if st.button("Prepare the tour run", type="primary"):
             job = pipeline.submit_run(state.session_id(), pipeline.default_method(),
-                                      pipeline.default_config(pipeline.default_method()), spec, 0)
+                                      pipeline.default_config(pipeline.default_method(), "class"), spec, 0)
             state.add_job(job.id)
             st.rerun()
     st.stop()
