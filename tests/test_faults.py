@@ -69,6 +69,11 @@ def records():
     return store.list_runs()
 
 
+def record_of(job):
+    """The run record a job wrote (records are listed newest first, but two can share a second)."""
+    return next(r for r in records() if r.get("job") == job.id)
+
+
 @pytest.mark.parametrize("stage", ["saliency", "stage 1", "stage 2"])
 def test_cancel_in_the_middle_of_an_unlearning_stage(lab, stage):
     from app import pipeline
@@ -80,9 +85,8 @@ def test_cancel_in_the_middle_of_an_unlearning_stage(lab, stage):
     snap = lab.wait(job.id, 300)
     assert snap["status"] == "cancelled" and snap["error"] is None
     assert any(s.startswith(stage) for s in seen) and seen[-1].startswith(stage)    # stopped inside that stage
-    fresh = records()
-    assert len(fresh) == count + 1
-    run = fresh[0]
+    assert len(records()) == count + 1
+    run = record_of(job)
     assert run["status"] == "cancelled" and run["method"] == "wsscl"
     assert not (Path(run["path"]) / "model.safetensors").exists()                  # nothing half-saved
 
@@ -94,7 +98,7 @@ def test_cancel_in_the_middle_of_insights_keeps_the_finished_metrics(lab):
     job = lab.submit("s1", "unlearn", "cancel in insights", {"method": "wsscl", "spec": CLASS_1, "seed": 0,
                                                             "config": pipeline.default_config("wsscl")}, work)
     lab.wait(job.id, 300)
-    run = records()[0]
+    run = record_of(job)
     assert seen[-1] == "insights · features"
     assert run["status"] == "finished" and run["insights"] == "cancelled"           # metrics stand; pictures don't
     model, record = engine.runs.load_run(run["path"])
@@ -129,7 +133,7 @@ def test_an_exception_inside_a_run_fails_it_clearly_and_the_next_run_works(lab, 
                                                 "config": pipeline.default_config("wsscl")}, pipeline.unlearn_work)
     snap = lab.wait(job.id, 120)
     assert snap["status"] == "failed" and snap["error"] == "RuntimeError: boom in the middle of stage 1"
-    run = records()[0]
+    run = record_of(job)
     assert run["status"] == "failed" and "boom" in run["error"]
     assert not (Path(run["path"]) / "model.safetensors").exists()
     monkeypatch.undo()
@@ -149,7 +153,7 @@ def test_a_diverging_run_stops_itself_and_says_so(lab):
     snap = lab.wait(job.id, 300)
     assert snap["status"] == "failed" and snap["error"].startswith("RunDiverged"), snap["error"]
     assert "the loss became" in snap["error"] and "smaller learning rate" in snap["error"]
-    run = records()[0]
+    run = record_of(job)
     assert run["status"] == "failed" and "RunDiverged" in run["error"]
     assert not (Path(run["path"]) / "model.safetensors").exists()
 
@@ -176,7 +180,7 @@ def test_server_killed_during_a_run_leaves_it_interrupted_and_the_rest_usable(la
                               env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
         assert server.stdout.readline().strip() == "RUNNING"
-        running = records()[0]
+        running = next(r for r in records() if r.get("owner") == "victim")
         assert running["status"] == "running" and running["pid"] == server.pid   # alive: shown as running
     finally:
         server.send_signal(signal.SIGKILL)
