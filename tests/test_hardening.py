@@ -174,7 +174,7 @@ def test_the_run_form_carries_the_bounds_and_refuses_every_class_and_an_empty_se
     assert not at.exception
     assert any("Choose what to forget first" in w.value for w in at.warning)       # empty set: no Start
     assert at.button(key="start").disabled
-    lr = at.number_input(key="cfg-wsscl-stage1_lr")
+    lr = next(n for n in at.number_input if n.key.startswith("cfg-wsscl-") and n.key.endswith("-stage1_lr"))
     field = next(f for f in engine.config_fields(engine.METHODS["wsscl"].config_class) if f.name == "stage1_lr")
     assert (lr.min, lr.max) == (field.min, field.max)
     assert any("Use your own original model" in e.label for e in at.expander)
