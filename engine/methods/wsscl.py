@@ -5,7 +5,8 @@ Algorithm (METHOD.md §2; parts are a documented reconstruction, each a config o
      (`soft` w = min(1, s/γ) by default; `sigmoid`, `hard` = SalUn's mask, `none` = ablation). Every
      optimizer update of both stages is scaled by w (weight decay and momentum included).
   1. forgetting stage: one pass over D_f minimising KL(q ‖ p(x)) with the aggregated pseudo-label q
-     (`uniform` u by default; `batch_mean` = θ_o's mean prediction mixed with u; or maximise KL(u ‖ p), clipped).
+     (`uniform` u by default; `batch_mean` = θ_o's mean prediction mixed with u; `uniform_others` = u over the
+     classes other than the label, the class-wise default; or maximise KL(u ‖ p), clipped).
   2. adversarial fine-tuning: E epochs of {contrastive forget round: each forget sample's scaled
      representation is pulled toward its augmented view and pushed away from a (detached) retain
      batch; retain round: CE on (a random share of) D_r}.
@@ -37,7 +38,10 @@ class WSSCLConfig(MethodConfig):
     sparsity: float = option(0.5, "share of weights above the saliency threshold γ (move fully)", min=0.01, max=1.0)
     sigmoid_temperature: float = option(0.5, "T of sigmoid guidance (→0 gives the hard mask)", min=0.01, max=10.0)
     # stage 1: forgetting in logit space
-    pseudo_label: str = option("uniform", "aggregated pseudo-label q of stage 1", choices=("uniform", "batch_mean"))
+    pseudo_label: str = option("uniform", "aggregated pseudo-label q of stage 1: uniform u; batch_mean (θ_o's batch "
+                               "mean mixed with u); uniform_others (u over the classes other than the label: the "
+                               "forgotten label's probability goes to 0, as under Retrain)",
+                               choices=("uniform", "batch_mean", "uniform_others"))
     pseudo_mix: float = option(0.5, "batch_mean only: share of θ_o's batch-mean prediction in q (rest uniform)",
                                min=0.0, max=1.0)
     stage1_objective: str = option("minimize", "minimise KL(q‖p) (bounded) or maximise KL(u‖p) (clipped)",
@@ -126,6 +130,8 @@ def unlearn(model, dataset, split, config: WSSCLConfig | None = None, *, device,
             per_sample = (-log_p.mean(1) - math.log(classes)).clamp(max=config.kl_clip)
             return -per_sample.mean(), {}
         target = uniform
+        if config.pseudo_label == "uniform_others":  # [choice] q_c = 1/(C−1) for c ≠ y, q_y = 0
+            target = (1.0 - F.one_hot(labels, classes).float()) / (classes - 1)
         if teacher is not None:
             with torch.no_grad():
                 mean = F.softmax(teacher(images).float(), 1).mean(0)
