@@ -4,6 +4,11 @@
 # and load the page in headless Chromium.
 #
 #   bash scripts/smoke_fresh_install.sh [ARTIFACT_DIR]
+#   SMOKE_VENV=/path/to/venv bash scripts/smoke_fresh_install.sh   # reuse a venv just built from requirements.txt
+#
+# CI's own .ci/run already builds a fresh venv from requirements.txt on a fresh clone (≈ 5.5 GB of torch wheels,
+# minutes); the test passes that venv as SMOKE_VENV so the install is not paid twice. Without it, this script
+# builds its own.
 #
 # Differences from the image, on purpose: pip takes torch from this machine's wheels rather than PyTorch's
 # CPU index (not reachable here), and the app runs as the current user. Everything else is the same:
@@ -29,10 +34,17 @@ for path in $(grep -E '^COPY ' Dockerfile | sed -E 's/^COPY (--chown=[^ ]+ )?([^
 done
 cd "$WORK/image"
 
-step "fresh virtual environment + requirements.txt"
-python3 -m venv "$WORK/venv"
-"$WORK/venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-"$WORK/venv/bin/python" -m pip install -q -r requirements.txt
+if [ -n "${SMOKE_VENV:-}" ]; then
+  step "reuse the fresh virtual environment $SMOKE_VENV, checked against requirements.txt"
+  ln -s "$SMOKE_VENV" "$WORK/venv"
+  "$WORK/venv/bin/python" -m pip install -q --dry-run -r requirements.txt 2>&1 | grep -q "Would install" \
+    && { echo "$SMOKE_VENV lacks some of requirements.txt" >&2; exit 1; }
+else
+  step "fresh virtual environment + requirements.txt"
+  python3 -m venv "$WORK/venv"
+  "$WORK/venv/bin/python" -m pip install -q --upgrade pip >/dev/null
+  "$WORK/venv/bin/python" -m pip install -q -r requirements.txt
+fi
 
 step "start through docker/entrypoint.sh"
 if curl -s "http://127.0.0.1:$PORT/_stcore/health" >/dev/null 2>&1; then
