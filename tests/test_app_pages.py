@@ -90,7 +90,7 @@ def test_pick_a_class_run_wsscl_and_see_every_page(lab):
     at = open_page("run", at)
     assert at.selectbox(key="method").value == "wsscl"        # WSS-CL is the default
     assert "Device" in " ".join(m.value for m in at.markdown)
-    assert at.number_input(key="cfg-wsscl-epochs").value == 1  # fast mode shrinks the defaults
+    assert at.number_input(key="cfg-wsscl-class-epochs").value == 1  # fast mode shrinks the (class-wise) defaults
     at.button(key="start").click().run()
     assert not at.exception, [e.value for e in at.exception]
     jobs = wait_for_jobs()
