@@ -14,7 +14,7 @@ st.subheader("WSS-CL in two stages")
 st.markdown(
     "**W**eight-**S**aliency **S**oft-guided **C**ontrastive **L**earning first measures which weights carry the "
     "forget set (*weight saliency*), then unlearns while letting mainly those weights move: "
-    "**stage 1** pushes the forget samples' predictions to “no idea” (uniform); **stage 2** pulls each forget "
+    "**stage 1** pushes the forget samples' predictions to “no idea” (uniform; when whole classes are forgotten, uniform over the other classes); **stage 2** pulls each forget "
     "sample towards its own augmented view and away from retained data, then repairs accuracy on the retained data.")
 st.plotly_chart(charts.two_stage_diagram(), config={"displayModeBar": False}, key="diagram")
 
