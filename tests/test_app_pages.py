@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from lab_env import fast_lab
 
 # As in app/streamlit_app.py: torch is used from several threads here (the job worker, AppTest's script
 # threads); OpenMP's spin-waiting makes that several times slower. Effective only if torch is not loaded yet.
@@ -23,25 +24,12 @@ TITLES = {"learn": "Unlearning Lab", "teaching": "Guided tour", "forget": "Choos
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """Fast settings and an empty run directory for the whole module (env read by app.settings at import)."""
-    saved = {k: os.environ.get(k) for k in ("UNLEARNING_LAB_FAST", "UNLEARNING_LAB_RUNS", "UNLEARNING_LAB_NO_WARMUP")}
-    os.environ.update(UNLEARNING_LAB_FAST="1", UNLEARNING_LAB_RUNS=str(tmp_path_factory.mktemp("runs")),
-                      UNLEARNING_LAB_NO_WARMUP="1")
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(APP.parent / ".numba_cache"))
-    import importlib
-
-    from app import settings
-    importlib.reload(settings)
-    assert settings.FAST
-    yield Path(os.environ["UNLEARNING_LAB_RUNS"])
-    from app.jobs import manager
-    for job in manager().jobs():
-        manager().cancel(job["id"])
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    importlib.reload(settings)
+    with fast_lab(tmp_path_factory.mktemp("runs")) as settings:
+        assert settings.FAST
+        yield Path(os.environ["UNLEARNING_LAB_RUNS"])
+        from app.jobs import manager
+        for job in manager().jobs():
+            manager().cancel(job["id"])
 
 
 def open_page(page: str, at=None):

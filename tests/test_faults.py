@@ -5,7 +5,6 @@ bit-for-bit intact, the job manager goes on serving, and the pages still render.
 
 Fast settings (UNLEARNING_LAB_FAST=1) and a temporary run folder; ≈ 1–2 minutes on the 2-core CPU."""
 import hashlib
-import importlib
 import os
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 import engine
+from lab_env import fast_lab
 
 REPO = Path(__file__).resolve().parent.parent
 CLASS_1 = {"classes": [1], "fraction": None, "sample_ids": [], "seed": 0}
@@ -28,25 +28,14 @@ def sha256(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    saved = {k: os.environ.get(k) for k in ("UNLEARNING_LAB_FAST", "UNLEARNING_LAB_RUNS", "UNLEARNING_LAB_NO_WARMUP")}
-    os.environ.update(UNLEARNING_LAB_FAST="1", UNLEARNING_LAB_RUNS=str(tmp_path_factory.mktemp("runs")),
-                      UNLEARNING_LAB_NO_WARMUP="1")
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))
-    from app import settings
-    importlib.reload(settings)
-    from app.jobs import JobManager
+    with fast_lab(tmp_path_factory.mktemp("runs")):
+        from app.jobs import JobManager
 
-    manager = JobManager("faults")
-    before = sha256(ORIGINAL)
-    yield manager
-    manager.shutdown()
-    assert sha256(ORIGINAL) == before == engine.read_sidecar(ORIGINAL)["sha256"]     # the original is intact
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    importlib.reload(settings)
+        manager = JobManager("faults")
+        before = sha256(ORIGINAL)
+        yield manager
+        manager.shutdown()
+        assert sha256(ORIGINAL) == before == engine.read_sidecar(ORIGINAL)["sha256"]     # the original is intact
 
 
 def cancelling_at(manager, prefix: str, work):

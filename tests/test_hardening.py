@@ -3,7 +3,6 @@ wrong architecture, NaN weights), hyperparameters outside their bounds, degenera
 class, one sample, ids out of range), through the engine, `app/uploads.py` and the Run page (AppTest).
 Each is refused with a clear message or gives a sensible result; nothing already saved changes."""
 import hashlib
-import importlib
 import io
 import os
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 import torch
 
 import engine
+from lab_env import fast_lab
 
 REPO = Path(__file__).resolve().parent.parent
 ORIGINAL = REPO / "assets/checkpoints/fashion-mini/original.safetensors"
@@ -24,23 +24,12 @@ def sha256(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    saved = {k: os.environ.get(k) for k in ("UNLEARNING_LAB_FAST", "UNLEARNING_LAB_RUNS", "UNLEARNING_LAB_NO_WARMUP")}
-    os.environ.update(UNLEARNING_LAB_FAST="1", UNLEARNING_LAB_RUNS=str(tmp_path_factory.mktemp("runs")),
-                      UNLEARNING_LAB_NO_WARMUP="1")
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))
-    from app import settings
-    importlib.reload(settings)
-    before = sha256(ORIGINAL)
-    dataset = engine.load_dataset("fashion-mini")
-    model, _ = engine.load_original(dataset)
-    yield dataset, model
-    assert sha256(ORIGINAL) == before                       # no bad input ever touched the shipped original
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    importlib.reload(settings)
+    with fast_lab(tmp_path_factory.mktemp("runs")):
+        before = sha256(ORIGINAL)
+        dataset = engine.load_dataset("fashion-mini")
+        model, _ = engine.load_original(dataset)
+        yield dataset, model
+        assert sha256(ORIGINAL) == before                       # no bad input ever touched the shipped original
 
 
 def state_bytes(state: dict, suffix: str) -> bytes:
