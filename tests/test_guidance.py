@@ -45,7 +45,9 @@ def test_salun_moves_only_masked_weights(tiny):  # noqa: F811
 @pytest.mark.parametrize("options", [{"guidance": "sigmoid"}, {"guidance": "none"}, {"pseudo_label": "batch_mean"},
                                      {"stage1_objective": "maximize"}, {"representation": "logits"},
                                      {"positives": "none"}, {"retain_fraction": 1.0},
-                                     {"forget_batch_norm": "eval", "stage1_lr": 0.002}, {"retain_schedule": "cosine"}])
+                                     {"forget_batch_norm": "eval", "stage1_lr": 0.002}, {"retain_schedule": "cosine"},
+                                     {"pseudo_label": "teacher_others"}, {"pseudo_label": "batch_mean_others"},
+                                     {"stage1_clip": 1.0}])
 def test_wsscl_variants_run(tiny, options):  # noqa: F811
     dataset, split, model = tiny
     result = METHODS["wsscl"].unlearn(model, dataset, split, make_config("wsscl", epochs=1, **options), device=CPU)
@@ -53,3 +55,19 @@ def test_wsscl_variants_run(tiny, options):  # noqa: F811
     assert ("guidance" in result.extras) == (options.get("guidance") != "none")
     stages = {entry["stage"] for entry in result.history}
     assert {"stage 1 · forget (KL)", "stage 2 · forget (contrastive)", "stage 2 · retain (CE)"} <= stages
+
+
+def test_stage1_clip_bounds_the_forgetting_step(tiny):  # noqa: F811
+    """A tiny gradient-norm cap makes stage 1 (alone: E = 0) move the weights by at most lr·cap·Σmomentum."""
+    dataset, split, model = tiny
+    free = METHODS["wsscl"].unlearn(model, dataset, split, make_config("wsscl", epochs=0, stage1_lr=0.05), device=CPU)
+    capped = METHODS["wsscl"].unlearn(model, dataset, split, make_config("wsscl", epochs=0, stage1_lr=0.05,
+                                                                         stage1_clip=1e-6), device=CPU)
+    before = dict(model.named_parameters())
+
+    def moved(result):
+        return max((p.detach() - before[n].detach()).abs().max().item() for n, p in result.model.named_parameters())
+
+    steps = -(-len(split.forget) // 64)
+    assert moved(free) > 1e-3
+    assert moved(capped) <= 0.05 * 1e-6 * steps / (1 - 0.9) + 1e-7

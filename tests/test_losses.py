@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from engine.methods.scrub import distillation_kl
-from engine.methods.wsscl import contrastive_loss, kl_to_pseudo_label, positive_view, uniform_retain_loss
+from engine.methods.wsscl import (contrastive_loss, kl_to_pseudo_label, positive_view, pseudo_label,
+                                 uniform_retain_loss)
 from engine.saliency import kl_to_uniform
 
 
@@ -67,3 +68,21 @@ def test_positive_view_keeps_shape_and_is_seeded():
     first = positive_view(images, hflip=True, generator=torch.Generator().manual_seed(1))
     second = positive_view(images, hflip=True, generator=torch.Generator().manual_seed(1))
     assert first.shape == images.shape and torch.equal(first, second) and not torch.equal(first, images)
+
+
+def test_pseudo_labels_are_distributions_and_the_others_kinds_drop_the_label():
+    torch.manual_seed(0)
+    labels, teacher = torch.tensor([0, 2, 2]), torch.randn(3, 4) * 5
+    for kind in ("uniform", "batch_mean", "uniform_others", "teacher_others", "batch_mean_others"):
+        q = pseudo_label(kind, labels, 4, teacher, mix=0.5)
+        assert torch.allclose(q.sum(-1), torch.ones(q.shape[:-1])), kind
+        assert (q >= 0).all(), kind
+    others = pseudo_label("uniform_others", labels, 4)
+    assert torch.allclose(others[0], torch.tensor([0.0, 1 / 3, 1 / 3, 1 / 3]))
+    nearest = pseudo_label("teacher_others", labels, 4, teacher)
+    assert nearest[torch.arange(3), labels].abs().max() == 0
+    expected = torch.softmax(teacher[0, 1:], 0)   # the teacher's own ranking of the other classes
+    assert torch.allclose(nearest[0, 1:], expected, atol=1e-6)
+    assert torch.allclose(pseudo_label("batch_mean_others", labels, 4, teacher), nearest.mean(0))
+    with pytest.raises(ValueError, match="original model"):
+        pseudo_label("teacher_others", labels, 4)

@@ -180,12 +180,14 @@ class Session:
     def train_round(self, data: DeviceImages, loss_fn: LossFn, optimizer: torch.optim.Optimizer, *, stage: str,
                     batch_size: int, guided: Optional[GuidedUpdate] = None, augment: bool = False,
                     limit: int | None = None, step: int = 0, total: int | None = None,
-                    lr_at: Optional[Callable[[int], float]] = None, frozen_statistics: bool = False) -> int:
+                    lr_at: Optional[Callable[[int], float]] = None, frozen_statistics: bool = False,
+                    max_grad_norm: float = 0.0) -> int:
         """One shuffled pass (of at most ``limit`` samples) of SGD on ``loss_fn``; returns the step count.
 
         ``guided`` scales every update by the guidance weights (w = 0 freezes a weight exactly);
         ``lr_at(step)`` sets the learning rate before each step; ``frozen_statistics`` runs the round in
-        eval mode (batch norm uses and keeps its running statistics; gradients still flow).
+        eval mode (batch norm uses and keeps its running statistics; gradients still flow);
+        ``max_grad_norm`` > 0 clips the gradient's global norm before the (guided) step.
         """
         self.model.train(not frozen_statistics)
         guided = guided or GuidedUpdate(self.model, None)
@@ -201,6 +203,8 @@ class Session:
                 loss, parts = loss_fn(self.model, images, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_grad_norm)
             guided.step(optimizer)
             step += 1
             self.log(stage, step, total, loss=loss.detach(), **{k: v.detach() for k, v in parts.items()})

@@ -40,8 +40,12 @@ class WSSCLConfig(MethodConfig):
     # stage 1: forgetting in logit space
     pseudo_label: str = option("uniform", "aggregated pseudo-label q of stage 1: uniform u; batch_mean (θ_o's batch "
                                "mean mixed with u); uniform_others (u over the classes other than the label: the "
-                               "forgotten label's probability goes to 0, as under Retrain)",
-                               choices=("uniform", "batch_mean", "uniform_others"))
+                               "forgotten label's probability goes to 0, as under Retrain); teacher_others (θ_o's "
+                               "own prediction with the label removed and renormalised, per sample: the nearest "
+                               "other classes, as a model that never saw the label would answer); "
+                               "batch_mean_others (that, averaged over the batch: an aggregated pseudo-label)",
+                               choices=("uniform", "batch_mean", "uniform_others", "teacher_others",
+                                        "batch_mean_others"))
     pseudo_mix: float = option(0.5, "batch_mean only: share of θ_o's batch-mean prediction in q (rest uniform)",
                                min=0.0, max=1.0)
     stage1_objective: str = option("minimize", "minimise KL(q‖p) (bounded) or maximise KL(u‖p) (clipped)",
@@ -49,6 +53,8 @@ class WSSCLConfig(MethodConfig):
     kl_clip: float = option(5.0, "maximize only: per-sample KL cap", min=0.1, max=50.0)
     stage1_lr: float = option(5e-3, "SGD learning rate of stage 1 ([K]: 5e-3; tuned, docs/tuning.md)",
                               min=1e-5, max=1.0)
+    stage1_clip: float = option(0.0, "clip the global gradient norm of stage-1 steps to this (0 = off)", min=0.0,
+                                max=100.0)
     # stage 2: adversarial fine-tuning
     epochs: int = option(2, "E: epochs of {contrastive forget round, retain round} ([K]: 8; 2 for the CPU budget)",
                          min=0, max=50)
@@ -79,6 +85,30 @@ def kl_to_pseudo_label(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
     log_p = F.log_softmax(logits.float(), 1)
     target = target.expand_as(log_p)
     return (target * (target.clamp_min(1e-12).log() - log_p)).sum(1).mean()
+
+
+def pseudo_label(kind: str, labels: torch.Tensor, classes: int, teacher_logits: torch.Tensor | None = None,
+                 mix: float = 0.5) -> torch.Tensor:
+    """Stage 1's target q, (C,) or (B, C) (METHOD.md §2; every kind but `uniform` is a [choice]).
+
+    uniform: u. batch_mean: mix·mean_i p_o(x_i) + (1 − mix)·u. uniform_others: q_c = 1/(C−1) for c ≠ y_i, q_y = 0.
+    teacher_others: p_o(x_i) with the label's logit removed, renormalised. batch_mean_others: its batch mean.
+    ``teacher_logits`` (θ_o's logits, no grad) are needed by the teacher kinds.
+    """
+    if kind == "uniform":
+        return torch.full((classes,), 1.0 / classes, device=labels.device)
+    if kind == "uniform_others":
+        return (1.0 - F.one_hot(labels, classes).float()) / (classes - 1)
+    if teacher_logits is None:
+        raise ValueError(f"pseudo-label {kind!r} needs the original model's logits")
+    teacher_logits = teacher_logits.float()
+    if kind == "batch_mean":
+        uniform = torch.full((classes,), 1.0 / classes, device=labels.device)
+        return mix * F.softmax(teacher_logits, 1).mean(0) + (1 - mix) * uniform
+    if kind in ("teacher_others", "batch_mean_others"):
+        others = F.softmax(teacher_logits.masked_fill(F.one_hot(labels, classes).bool(), float("-inf")), 1)
+        return others.mean(0) if kind == "batch_mean_others" else others
+    raise ValueError(f"unknown pseudo-label {kind!r}")
 
 
 def contrastive_loss(anchor: torch.Tensor, positive: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
@@ -120,8 +150,8 @@ def unlearn(model, dataset, split, config: WSSCLConfig | None = None, *, device,
     guided = session.guided(weights)
 
     # 2. stage 1: one pass over D_f, KL to the aggregated pseudo-label
-    uniform = torch.full((classes,), 1.0 / classes, device=session.device)
-    teacher = copy.deepcopy(session.model).eval().requires_grad_(False) if config.pseudo_label == "batch_mean" else None
+    needs_teacher = config.pseudo_label in ("batch_mean", "teacher_others", "batch_mean_others")
+    teacher = copy.deepcopy(session.model).eval().requires_grad_(False) if needs_teacher else None
 
     def forgetting_loss(net, images, labels):
         logits = net(images)
@@ -129,19 +159,18 @@ def unlearn(model, dataset, split, config: WSSCLConfig | None = None, *, device,
             log_p = F.log_softmax(logits.float(), 1)
             per_sample = (-log_p.mean(1) - math.log(classes)).clamp(max=config.kl_clip)
             return -per_sample.mean(), {}
-        target = uniform
-        if config.pseudo_label == "uniform_others":  # [choice] q_c = 1/(C−1) for c ≠ y, q_y = 0
-            target = (1.0 - F.one_hot(labels, classes).float()) / (classes - 1)
+        teacher_logits = None
         if teacher is not None:
             with torch.no_grad():
-                mean = F.softmax(teacher(images).float(), 1).mean(0)
-            target = config.pseudo_mix * mean + (1 - config.pseudo_mix) * uniform
-        return kl_to_pseudo_label(logits, target), {}
+                teacher_logits = teacher(images)
+        return kl_to_pseudo_label(logits, pseudo_label(config.pseudo_label, labels, classes, teacher_logits,
+                                                       config.pseudo_mix)), {}
 
     stage1 = session.sgd(config.stage1_lr)  # momentum 0.9, weight decay 0 [K]
     frozen_statistics = config.forget_batch_norm == "eval"
     session.train_round(session.forget, forgetting_loss, stage1, stage="stage 1 · forget (KL)",
-                        batch_size=config.forget_batch_size, guided=guided, frozen_statistics=frozen_statistics)
+                        batch_size=config.forget_batch_size, guided=guided, frozen_statistics=frozen_statistics,
+                        max_grad_norm=config.stage1_clip)
 
     # 3. stage 2: E epochs of {contrastive forget round, retain round}
     def represent(net, images):
