@@ -1,11 +1,18 @@
-"""Per-setting defaults: class-wise WSS-CL gets the stronger forgetting stage chosen for it on validation."""
+"""Per-setting defaults: each method's grid-search choice per forget setting (docs/tuning.md) is what
+make_config gives."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
 from engine import make_config, setting_defaults
 from engine.methods import METHODS, SETTING_DEFAULTS
 
 
 def test_class_setting_overrides_only_its_fields():
     base, classwise = make_config("wsscl"), make_config("wsscl", forget_kind="class")
-    assert classwise.stage1_lr == SETTING_DEFAULTS["wsscl"]["class"]["stage1_lr"] != base.stage1_lr
+    assert classwise.pseudo_label == SETTING_DEFAULTS["wsscl"]["class"]["pseudo_label"] != base.pseudo_label
     assert make_config("wsscl", forget_kind="random") == base
     changed = {k for k, v in classwise.to_dict().items() if v != base.to_dict()[k]}
     assert changed == set(setting_defaults("wsscl", "class"))
@@ -20,3 +27,24 @@ def test_setting_defaults_are_valid_configs():
         assert method in METHODS
         for kind in settings:
             make_config(method, forget_kind=kind)  # bounds checked at construction
+
+
+def chosen_in_docs() -> list[tuple[str, str, dict]]:
+    """(method, setting, point) from the "Chosen" list that scripts/tune_methods.py writes into docs/tuning.md."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "tuning.md").read_text()
+    rows = []
+    for method, rest in re.findall(r"^- `(\w+)`: (class .*)$", text, flags=re.M):
+        for setting, point in re.findall(r"(class|random) `(\{.*?\})`", rest):
+            rows.append((method, setting, json.loads(point)))
+    return rows
+
+
+def test_docs_list_a_choice_for_every_tuned_method_and_setting():
+    assert {(m, s) for m, s, _ in chosen_in_docs()} == {(m, s) for m in METHODS if m != "retrain"
+                                                        for s in ("class", "random")}
+
+
+@pytest.mark.parametrize("method, setting, point", chosen_in_docs())
+def test_config_defaults_are_the_grid_choice(method, setting, point):
+    config = make_config(method, forget_kind=setting).to_dict()
+    assert {k: config[k] for k in point} == point

@@ -15,9 +15,9 @@ from engine.methods.common import MethodConfig, Session, cross_entropy_loss, opt
 
 @dataclass(frozen=True)
 class FTConfig(MethodConfig):
-    # lr 0.02: the one grid point (of 0.02, 0.05) that finished on the shared CPU (docs/tuning.md)
+    # lr and epochs: the grid's random-10 % choice (scripts/tune_methods.py, docs/tuning.md); class-wise: SETTING_DEFAULTS
     lr: float = option(0.02, "learning rate of SGD on the retain set", min=1e-5, max=1.0)
-    epochs: int = option(2, "passes over the retain set", min=1, max=50)
+    epochs: int = option(3, "passes over the retain set", min=1, max=50)
     batch_size: int = option(128, "retain batch size", min=8, max=1024)
     retain_fraction: float = option(1.0, "share of the retain set drawn afresh each epoch (speed option)",
                                     min=0.01, max=1.0)

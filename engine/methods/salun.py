@@ -17,11 +17,11 @@ from engine.saliency import guidance_weights, layer_summary, saliency_scores
 
 @dataclass(frozen=True)
 class SalUnConfig(MethodConfig):
-    # hand-set defaults: their grid (scripts/tune_methods.py) did not run on the saturated shared CPU
-    lr: float = option(0.01, "learning rate of both rounds", min=1e-5, max=1.0)
+    # lr and epochs: the grid's random-10 % choice (scripts/tune_methods.py, docs/tuning.md); class-wise: SETTING_DEFAULTS
+    lr: float = option(1e-3, "learning rate of both rounds", min=1e-5, max=1.0)
     epochs: int = option(2, "epochs of {random-label round, retain round}", min=1, max=50)
     batch_size: int = option(128, "batch size of both rounds", min=8, max=1024)
-    retain_fraction: float = option(0.3, "share of the retain set drawn afresh each epoch (speed option)",
+    retain_fraction: float = option(1.0, "share of the retain set drawn afresh each epoch (speed option)",
                                     min=0.01, max=1.0)
     sparsity: float = option(0.5, "share of weights the hard mask lets move (SalUn: top 50 %)", min=0.01, max=1.0)
 

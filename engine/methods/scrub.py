@@ -21,8 +21,8 @@ from engine.methods.common import MethodConfig, Session, option, retain_limit
 
 @dataclass(frozen=True)
 class SCRUBConfig(MethodConfig):
-    # hand-set defaults: their grid (scripts/tune_methods.py) did not run on the saturated shared CPU
-    lr: float = option(5e-3, "learning rate of both rounds", min=1e-5, max=1.0)
+    # lr and epochs: the grid's random-10 % choice (scripts/tune_methods.py, docs/tuning.md); class-wise: SETTING_DEFAULTS
+    lr: float = option(1e-3, "learning rate of both rounds", min=1e-5, max=1.0)
     epochs: int = option(3, "epochs (each: an optional max round, then a min round)", min=1, max=50)
     max_epochs: int = option(2, "how many of the first epochs include a max round on D_f", min=0, max=50)
     kd_temperature: float = option(4.0, "distillation temperature T", min=0.5, max=20.0)
