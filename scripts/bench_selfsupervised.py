@@ -75,7 +75,7 @@ def main() -> None:
             reference_model, reference_seconds = simclr_model(dataset, split.retain, tag, epochs=args.epochs,
                                                               device=device)
             reference = evaluate(reference_model, dataset, split, device=device).scores()
-            scenario = spec.describe(dataset.class_names)
+            scenario = spec.describe(dataset.classes)
             rows.append({"scenario": scenario, "method": "Retrain (SimCLR + probe on D_r)", "seed": 0, **reference,
                          "avg_gap": 0.0, "seconds": reference_seconds})
             before = evaluate(original, dataset, split, device=device).scores()
