@@ -51,8 +51,8 @@ def default_config(method: str, forget_kind: str | None = None) -> dict:
     setting = engine.setting_defaults(method, forget_kind)
     for f in config_fields(method):
         value = setting.get(f.name, f.default)
-        if settings.FAST and f.name in settings.FAST_OVERRIDES:
-            value = type(f.default)(settings.FAST_OVERRIDES[f.name]) if f.default is not None else value
+        if settings.FAST and f.name in settings.FAST_OVERRIDES and isinstance(value, (int, float)):
+            value = min(value, type(f.default)(settings.FAST_OVERRIDES[f.name]))   # shrink, never enlarge
             if getattr(f, "min", None) is not None:
                 value = max(value, f.min)
             if getattr(f, "max", None) is not None:

@@ -48,3 +48,15 @@ def test_docs_list_a_choice_for_every_tuned_method_and_setting():
 def test_config_defaults_are_the_grid_choice(method, setting, point):
     config = make_config(method, forget_kind=setting).to_dict()
     assert {k: config[k] for k in point} == point
+
+
+def test_app_fast_mode_shrinks_defaults_but_never_enlarges_them(monkeypatch):
+    from app import pipeline, settings
+
+    monkeypatch.setattr(settings, "FAST", True)
+    fast = pipeline.default_config("wsscl", "class")
+    assert fast["epochs"] == 1 and fast["retain_fraction"] == 0.5          # enough repair to undo stage 1
+    assert fast["pseudo_label"] == "uniform_others" and fast["retain_lr"] == 0.05   # the class-wise defaults stay
+    assert pipeline.default_config("scrub")["retain_fraction"] == make_config("scrub").retain_fraction  # 0.3 < 0.5
+    monkeypatch.setattr(settings, "FAST", False)
+    assert pipeline.default_config("wsscl", "class") == make_config("wsscl", forget_kind="class").to_dict()
