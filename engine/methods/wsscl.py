@@ -6,10 +6,12 @@ Algorithm (METHOD.md §2; parts are a documented reconstruction, each a config o
      optimizer update of both stages is scaled by w (weight decay and momentum included).
   1. forgetting stage: one pass over D_f minimising KL(q ‖ p(x)) with the aggregated pseudo-label q
      (`uniform` u by default; `batch_mean` = θ_o's mean prediction mixed with u; `uniform_others` = u over the
-     classes other than the label, the class-wise default; or maximise KL(u ‖ p), clipped).
+     classes other than the label, the class-wise default; `teacher_others` / `batch_mean_others` = θ_o's own
+     prediction over the other classes; or maximise KL(u ‖ p), clipped). Tuned: this stage deliberately
+     overshoots (alone it leaves a broken model) and stage 2 repairs it (docs/benchmarks.md, ablation).
   2. adversarial fine-tuning: E epochs of {contrastive forget round: each forget sample's scaled
      representation is pulled toward its augmented view and pushed away from a (detached) retain
-     batch; retain round: CE on (a random share of) D_r}.
+     batch; retain round: CE on (a random share of) D_r, lr cosine-decayed to 0 by default}.
 
 Notation: x = forget batch, x⁺ = positive_view(x), r = retain batch, z = scaled representation
 (normalised penultimate features / τ, or logits / τ), q = pseudo-label, w = `weights`, E = `config.epochs`.
