@@ -90,7 +90,8 @@ def run_unlearn(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------------- bench
 def parse_scenario(text: str):
-    """``class:3`` / ``class:1,3,6`` → one ForgetSpec per class; ``random:0.1`` → a random 10 % spec."""
+    """``class:3`` / ``class:1,3,6`` → one ForgetSpec per class; ``random:0.1`` → a random 10 % spec drawn with
+    forget seed 0, ``random:0.1@2`` → the same with forget seed 2 (another random forget set)."""
     from engine.splits import ForgetSpec
 
     kind, _, value = text.partition(":")
@@ -98,10 +99,11 @@ def parse_scenario(text: str):
         if kind == "class":
             return [ForgetSpec(classes=(int(c),)) for c in value.split(",")]
         if kind == "random":
-            return [ForgetSpec(fraction=float(value), seed=0)]
+            fraction, _, forget_seed = value.partition("@")
+            return [ForgetSpec(fraction=float(fraction), seed=int(forget_seed or 0))]
     except ValueError as error:
         raise ValueError(f"bad scenario {text!r}: {error}") from None
-    raise ValueError(f"bad scenario {text!r}: use class:C[,C...] or random:FRACTION")
+    raise ValueError(f"bad scenario {text!r}: use class:C[,C...] or random:FRACTION[@FORGET_SEED]")
 
 
 def reference_for(dataset, spec, split_seed: int, device) -> tuple[dict, float, str]:
@@ -129,7 +131,7 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", nargs="+", default=[m for m in METHODS if m != "retrain"], choices=list(METHODS),
                         help="methods to run (Retrain's row always comes from the references)")
     parser.add_argument("--scenarios", nargs="+", default=["class:1,3,6", "random:0.1"],
-                        help="class:C[,C...] (one scenario, several classes) or random:FRACTION")
+                        help="class:C[,C...] (one scenario, several classes) or random:FRACTION[@FORGET_SEED]")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--paired", action="store_true",
                         help="class scenarios: run the k-th class with the k-th seed only (not every class × seed)")

@@ -70,6 +70,9 @@ def test_bench_writes_table_and_json(patched, tmp_path, capsys):
 def test_parse_scenario_and_overrides():
     assert cli_unlearn.parse_scenario("class:1,3") == [ForgetSpec(classes=(1,)), ForgetSpec(classes=(3,))]
     assert cli_unlearn.parse_scenario("random:0.1")[0].fraction == 0.1
+    assert cli_unlearn.parse_scenario("random:0.1")[0].seed == 0
+    other = cli_unlearn.parse_scenario("random:0.1@2")[0]
+    assert (other.fraction, other.seed) == (0.1, 2)
     with pytest.raises(ValueError):
         cli_unlearn.parse_scenario("blob:1")
     assert cli_unlearn.parse_overrides(["lr=0.1", "guidance=hard"]) == {"lr": 0.1, "guidance": "hard"}
