@@ -188,8 +188,9 @@ def report(cache: dict) -> str:
              "Written by `python -m scripts.tune_methods` (its docstring defines the selection score). Selection uses "
              "only the validation hold-out, the forget set and a retain sample — never the test set. Run seed 0; "
              "class-wise = classes 1 (Trouser) and 3 (Dress), random = 10 % (forget seed 0). Each cell is "
-             "`score (UA / MIA / val acc, seconds)`; the chosen point per setting is in bold. Seconds are from the "
-             "2-core CPU VM running the grid alone.", ""]
+             "`score (UA / MIA / val acc, seconds)`; the chosen point per setting is in bold: the lowest mean score — "
+             "class-wise, among the points that forget both tuning classes (UA ≥ 99 and MIA-Efficacy ≥ 99 on each). "
+             "Seconds are from the 2-core CPU VM running the grid alone (2026-11-28, 03:19–03:55 UTC).", ""]
     chosen = {}
     for name in METHODS:
         if name == "retrain":
