@@ -2,11 +2,18 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+ORIGINAL = REPO / "assets/checkpoints/fashion-mini/original.safetensors"   # the shipped original: never written
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
 KEYS = ("UNLEARNING_LAB_FAST", "UNLEARNING_LAB_RUNS", "UNLEARNING_LAB_NO_WARMUP")
 
 

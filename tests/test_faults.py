@@ -4,7 +4,6 @@ inside a run, a diverging run, the server killed during a run. After each: the r
 bit-for-bit intact, the job manager goes on serving, and the pages still render.
 
 Fast settings (UNLEARNING_LAB_FAST=1) and a temporary run folder; ≈ 1–2 minutes on the 2-core CPU."""
-import hashlib
 import os
 import signal
 import subprocess
@@ -15,15 +14,10 @@ from pathlib import Path
 import pytest
 
 import engine
-from lab_env import fast_lab
+from lab_env import ORIGINAL, fast_lab, sha256
 
 REPO = Path(__file__).resolve().parent.parent
 CLASS_1 = {"classes": [1], "fraction": None, "sample_ids": [], "seed": 0}
-ORIGINAL = REPO / "assets/checkpoints/fashion-mini/original.safetensors"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 wrong architecture, NaN weights), hyperparameters outside their bounds, degenerate forget sets (empty, every
 class, one sample, ids out of range), through the engine, `app/uploads.py` and the Run page (AppTest).
 Each is refused with a clear message or gives a sensible result; nothing already saved changes."""
-import hashlib
 import io
 import os
 from pathlib import Path
@@ -11,15 +10,10 @@ import pytest
 import torch
 
 import engine
-from lab_env import fast_lab
+from lab_env import ORIGINAL, fast_lab, sha256
 
 REPO = Path(__file__).resolve().parent.parent
-ORIGINAL = REPO / "assets/checkpoints/fashion-mini/original.safetensors"
 APP = REPO / "app/streamlit_app.py"
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")

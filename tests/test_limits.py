@@ -1,7 +1,6 @@
 """Limits: the run directory's size cap (oldest ended runs first; never a live run, a reference, the assets)
 and bounded caches (Streamlit caches with arguments, the insights cache, the job list, the original's metrics)."""
 import ast
-import hashlib
 import os
 from pathlib import Path
 
@@ -10,13 +9,10 @@ import pytest
 
 import engine
 from app import store
+from lab_env import sha256
 
 REPO = Path(__file__).resolve().parent.parent
 KB = 1024
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def make_run(root: Path, name: str, created: str, status: str, size: int, **extra) -> Path:
