@@ -1,4 +1,4 @@
-"""Metrics of the SalUn protocol (shared METHOD notes §4): pure functions on arrays, all in percent.
+"""Metrics of the SalUn protocol (docs/method.md §4): pure functions on arrays, all in percent.
 
 - UA  (unlearning accuracy) = 100 − accuracy on D_f. Higher = more forgotten. (Some tools call forget
   accuracy "UA"; we do not.)

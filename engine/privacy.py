@@ -1,6 +1,6 @@
 """Membership-inference attacks on a model's outputs: pure functions on probability arrays.
 
-`mia_efficacy` is SalUn's MIA-Efficacy (METHOD notes §4): an RBF SVC on the true-label confidence,
+`mia_efficacy` is SalUn's MIA-Efficacy (docs/method.md §4): an RBF SVC on the true-label confidence,
 trained with members = the first |D_t| retain samples and non-members = D_t; efficacy = the share of
 D_f the attack calls non-member (higher = more forgotten).
 """

@@ -1,6 +1,6 @@
 """Weight saliency (SalUn) and the soft guidance WSS-CL puts on every update.
 
-Step 0 (shared METHOD notes §2): at the original weights θ_o, model in eval mode,
+Step 0 (docs/method.md §2): at the original weights θ_o, model in eval mode,
     s = | Σ over forget mini-batches of ∇_θ ℓ_forget(f(x), y) |,      ℓ_forget = −CE by default,
 one score per scalar parameter (conv, BN, linear). γ = the global threshold that keeps the top
 `sparsity` fraction of scores.

@@ -1,5 +1,5 @@
 """The self-supervised setting of WSS-CL: an encoder trained without labels (SimCLR), a linear probe on
-top, and WSS-CL applied to the pair (METHOD.md §2, last paragraph: stage 1 then acts on the probe's logits).
+top, and WSS-CL applied to the pair (docs/method.md §2, last paragraph: stage 1 then acts on the probe's logits).
 
 A small, honest version for the CPU: SimCLR (Chen et al. 2020, NT-Xent loss on two augmented views) for a
 few epochs on the training set D with the same SmallCNN backbone, then a linear probe (the model's `head`)

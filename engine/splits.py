@@ -4,7 +4,7 @@ A split is a value: index arrays over one `ImageDataset` (training pool and test
 rewritten in place. The validation part is held out of training altogether (for choosing
 hyperparameters), deterministically from a seed, stratified by class.
 
-Notation (shared METHOD notes): D = retain ∪ forget (the training set), D_r = `retain`, D_f = `forget`,
+Notation (docs/method.md): D = retain ∪ forget (the training set), D_r = `retain`, D_f = `forget`,
 D_t = `test` (in class-wise forgetting the test set without the forgotten classes; their test images are
 `test_forget`).
 """

@@ -1,4 +1,4 @@
-"""WSS-CL in the self-supervised setting (METHOD.md §2, last paragraph), a small honest version on fashion-mini.
+"""WSS-CL in the self-supervised setting (docs/method.md §2, last paragraph), a small honest version on fashion-mini.
 
     .venv/bin/python -m scripts.bench_selfsupervised                 # ≈ 10 min on the 2-core CPU
     .venv/bin/python -m scripts.bench_selfsupervised --epochs 2 --seeds 0   # a quick look

@@ -8,7 +8,7 @@ A method file is then only its losses and its schedule:
     session.train_round(session.retain, cross_entropy_loss, optimizer, stage="fine-tune", ...)
     return session.finish()
 
-Notation (shared METHOD notes): D_r = `session.retain`, D_f = `session.forget`, θ = `session.model`'s
+Notation (docs/method.md): D_r = `session.retain`, D_f = `session.forget`, θ = `session.model`'s
 parameters, w = guidance weights applied through `engine.saliency.GuidedUpdate`.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Algorithm: a few epochs of cross-entropy on D_r starting from θ_o; forgetting comes only from
 catastrophic forgetting of D_f, so it is weak in class-wise and random forgetting alike.
 
-Notation (METHOD.md §1, §3): `session.retain` = D_r; `config.lr`, `config.epochs` = the grid-searched
+Notation (docs/method.md §1, §3): `session.retain` = D_r; `config.lr`, `config.epochs` = the grid-searched
 learning rate and epoch count; momentum 0.9, weight decay 5e-4 (the original recipe's).
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Algorithm: minimise −CE(f(x), y) over D_f for a few epochs with a very small learning rate. Fast but
 blunt: it drives the forget loss up without any repair of D_r, so RA/TA fall when it runs too long.
 
-Notation (METHOD.md §3): `session.forget` = D_f; `config.lr`, `config.epochs` are grid-searched.
+Notation (docs/method.md §3): `session.forget` = D_f; `config.lr`, `config.epochs` are grid-searched.
 """
 from __future__ import annotations
 

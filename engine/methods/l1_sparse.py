@@ -4,7 +4,7 @@ machine unlearning").
 Algorithm: fine-tune on D_r with the extra penalty α_t‖θ‖₁, α_t decaying linearly from α to 0 over the
 run, so the model is pushed toward a sparse solution early and repaired late.
 
-Notation (METHOD.md §3): `session.retain` = D_r, `config.alpha` = α, `alpha_at(step)` = α_t.
+Notation (docs/method.md §3): `session.retain` = D_r, `config.alpha` = α, `alpha_at(step)` = α_t.
 """
 from __future__ import annotations
 

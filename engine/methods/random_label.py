@@ -5,7 +5,7 @@ choice so that a relabel never restates the true class — then (2) CE on D_r wi
 (optionally on a fresh random share of D_r, a speed option). With guidance weights (SalUn's hard mask)
 every update of both rounds is scaled by w.
 
-Notation (METHOD.md §3): `session.forget` = D_f, `session.retain` = D_r, `weights` = w (None = all ones).
+Notation (docs/method.md §3): `session.forget` = D_f, `session.retain` = D_r, `weights` = w (None = all ones).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 original recipe (engine.training.RECIPES). The gold standard every other method is measured against
 (Avg. Gap), and the slowest.
 
-Notation (METHOD.md §3): `session.split.retain` = D_r; the recipe is the one the original θ_o was trained
+Notation (docs/method.md §3): `session.split.retain` = D_r; the recipe is the one the original θ_o was trained
 with; `config.epochs` may shorten it (then it is no longer exact).
 """
 from __future__ import annotations

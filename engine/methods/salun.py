@@ -4,7 +4,7 @@ Algorithm: (0) weight saliency s = |Σ_batches ∇_θ[−CE(f(x), y)]| over D_f 
 w = 1[s ≥ γ] keeps the top `sparsity` share of weights (50 % by default); (1) RL (random labels on D_f,
 then CE on D_r) with every update scaled by w, so unselected weights stay exactly at θ_o.
 
-Notation (METHOD.md §2–3): `scores` = s, `weights` = w, `config.sparsity` = the kept share (γ's quantile).
+Notation (docs/method.md §2–3): `scores` = s, `weights` = w, `config.sparsity` = the kept share (γ's quantile).
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ round over D_f raises KL(teacher ‖ student) (the student moves away from the t
 every epoch a "min" round over D_r lowers CE + `kd_weight`·KL(teacher ‖ student) (it stays close on
 retained data). Both KL terms use temperature T with the usual T² factor.
 
-Notation (METHOD.md §3): `teacher` = f_θo (frozen, eval mode), `session.model` = the student,
+Notation (docs/method.md §3): `teacher` = f_θo (frozen, eval mode), `session.model` = the student,
 `session.forget` = D_f, `session.retain` = D_r.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """WSS-CL — Weight Saliency Soft-Guided Contrastive Learning (Tran & Le, arXiv 2508.04308, ICCCI 2025).
 
-Algorithm (METHOD.md §2; parts are a documented reconstruction, each a config option):
+Algorithm (docs/method.md §2; parts are a documented reconstruction, each a config option):
   0. weight saliency s = |Σ ∇_θ[−CE]| over D_f at θ_o (eval mode); guidance w ∈ [0, 1] from s
      (`soft` w = min(1, s/γ) by default; `sigmoid`, `hard` = SalUn's mask, `none` = ablation). Every
      optimizer update of both stages is scaled by w (weight decay and momentum included).
@@ -92,7 +92,7 @@ def kl_to_pseudo_label(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 def pseudo_label(kind: str, labels: torch.Tensor, classes: int, teacher_logits: torch.Tensor | None = None,
                  mix: float = 0.5) -> torch.Tensor:
-    """Stage 1's target q, (C,) or (B, C) (METHOD.md §2; every kind but `uniform` is a [choice]).
+    """Stage 1's target q, (C,) or (B, C) (docs/method.md §2; every kind but `uniform` is a [choice]).
 
     uniform: u. batch_mean: mix·mean_i p_o(x_i) + (1 − mix)·u. uniform_others: q_c = 1/(C−1) for c ≠ y_i, q_y = 0.
     teacher_others: p_o(x_i) with the label's logit removed, renormalised. batch_mean_others: its batch mean.
