@@ -1,14 +1,14 @@
-"""The run directory, through `engine.runs` (the same layout the CLI writes), listed again after a restart.
+"""The app's run folder: the engine's run directories (the same layout the CLI writes), listed again after a restart.
 
 Under `runs_root()` ($UNLEARNING_LAB_RUNS, default ./runs):
     <dataset>/<UTC time>-<method>-seed<s>/run.json             the record: method, config, seed, forget spec,
                                                               status, metrics, Retrain metrics, seconds, ...
     <dataset>/<UTC time>-<method>-seed<s>/model.safetensors    the unlearned weights (+ model.json)
     <dataset>/<UTC time>-<method>-seed<s>/insights/            arrays from engine.compute_insights
-    _references/<dataset>-<key>.safetensors                    Retrain models computed in the background for
+    _references/<dataset>-<ForgetSpec.key()>.safetensors       Retrain models computed in the background for
                                                               forget sets without a shipped reference
-A run's id is its path relative to the root. A run left "running" by a dead process lists as "interrupted" —
-also after a restart that reuses the old process id (PID 1 in a container): records carry a per-process token.
+A run's id is its path relative to the root. Records are `engine.RunRecord`s; listings are settled by the engine
+(a run left "running" by a dead process lists as "interrupted", also after a restart that reuses the old pid).
 
 Size cap: $UNLEARNING_LAB_RUNS_MAX_MB (default 2048) bounds the folder; before a new run starts, the oldest
 ended runs (finished / cancelled / failed / interrupted), then the oldest insight-cache files, are deleted until

@@ -119,7 +119,7 @@ class RunRecord:
 
     def settle(self) -> "RunRecord":
         """What a reader should believe: a run or insights left in progress by a dead process never arrive."""
-        if self.status in ("running", "queued") and not self.live():
+        if self.status == "running" and not self.live():
             self.status = "interrupted"
         if self.insights == "computing" and not self.live():
             self.insights = "interrupted"
@@ -136,9 +136,12 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, values: dict) -> "RunRecord":
-        """Any stored version: version 1 kept the forget spec twice ("spec" and "forget")."""
+        """Any stored version. Version 1 kept the forget spec twice ("spec" and "forget"), Avg. Gap twice (also in
+        "metrics"), the page's "id", and the writer's pid / process token after the run had ended."""
         values = dict(values)
-        values.pop("version", None)
+        if values.pop("version", 1) == 1 and isinstance(values.get("metrics"), dict) \
+                and values["metrics"].get("avg_gap") == values.get("avg_gap"):
+            values["metrics"] = {k: v for k, v in values["metrics"].items() if k != "avg_gap"}
         values.setdefault("created", "")
         forget = values.pop("forget", None) or values.get("spec")
         for key in _VIEW_KEYS:
@@ -147,8 +150,7 @@ class RunRecord:
         record = cls(**{k: v for k, v in values.items() if k in known},
                      extra={k: v for k, v in values.items() if k not in known and k != "extra"})
         record.forget = ForgetSpec.from_dict(forget) if isinstance(forget, dict) else forget
-        if record.status not in STATUSES:
-            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {record.status!r}")
+        record._release()
         return record
 
     def view(self, path: Path | str, run_id: Optional[str] = None) -> dict:
