@@ -9,7 +9,7 @@ import numpy as np
 import engine
 from app import charts
 
-KEYS = ("UA", "RA", "TA", "MIA")
+KEYS = engine.GAP_KEYS
 
 
 def run_json(run: dict) -> str:

@@ -21,14 +21,14 @@ from engine.progress import Progress, ProgressCallback, RunCancelled, RunDiverge
 from engine.projection import FeatureSpace, Projection, fit_projection, numba_cache_dir, project_features, warm_up
 from engine.records import PROCESS_TOKEN, RECORD_NAME, RunRecord, read_record, write_record
 from engine.references import (computed_reference_path, find_reference, gap_scores, load_original, locate_reference,
-                               original_path, reference_metrics, reference_path, retrain, train_and_save,
-                               train_from_scratch, train_reference)
+                               original_path, reference_metrics, reference_path, reference_scores_for, retrain,
+                               train_and_save, train_from_scratch, train_reference)
 from engine.runs import fill_in_gaps, list_records, list_runs, load_run, new_run_dir, save_run
 from engine.selfsupervised import fit_linear_probe, train_simclr
 from engine.splits import DataSplit, ForgetSpec, make_split, training_indices, validation_indices
 from engine.training import (RECIPES, Outputs, TrainRecipe, device_name, place, predict, resolve_device,
                              seed_everything, train_model)
-from engine.unlearning import RunOutcome, reference_scores_for, run_unlearning
+from engine.unlearning import RunOutcome, run_unlearning
 from engine.weight_maps import WeightMaps, block_average, comparison_ids, map_weights
 from engine.workflow import (ReferenceRequest, RunRequest, UnlearnedRun, Workspace, fast_recipe, insights_run,
                              original_metrics, pool_outputs, reference_run, unlearn_run)
@@ -46,7 +46,7 @@ __all__ = [
     # the original model and Retrain references
     "load_original", "original_path", "train_from_scratch", "train_and_save", "retrain",
     "find_reference", "reference_path", "computed_reference_path", "locate_reference", "reference_metrics",
-    "gap_scores", "train_reference",
+    "gap_scores", "reference_scores_for", "train_reference",
     # unlearning methods
     "METHODS", "MethodInfo", "MethodConfig", "ConfigField", "UnlearnResult", "config_fields", "make_config",
     "setting_defaults", "form_defaults", "fit_linear_probe", "train_simclr",
@@ -57,7 +57,7 @@ __all__ = [
     "GAP_KEYS", "accuracy", "avg_gap", "confusion_matrix", "mean_and_std", "per_class_accuracy",
     "mia_efficacy", "true_label_confidence", "cross_entropy_loss", "entropy", "modified_entropy",
     # runs: the outcome, the record, the run directory
-    "RunOutcome", "run_unlearning", "reference_scores_for",
+    "RunOutcome", "run_unlearning",
     "RunRecord", "RECORD_NAME", "PROCESS_TOKEN", "read_record", "write_record",
     "new_run_dir", "save_run", "load_run", "list_runs", "list_records", "fill_in_gaps",
     # background jobs: one call per kind

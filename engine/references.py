@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 import numpy as np
 import torch
@@ -101,6 +101,23 @@ def train_reference(dataset: ImageDataset, spec: ForgetSpec, folder: Path, *, re
     path, evaluation = train_and_save(dataset, out, forget=spec, recipe=recipe, device=device, seed=seed,
                                       on_progress=on_progress, should_stop=should_stop, extra={"fast": fast})
     return path, evaluation.to_dict()
+
+
+def reference_scores_for(dataset: ImageDataset, split: DataSplit, reference=None, *,
+                         device: torch.device) -> Optional[dict]:
+    """Retrain scores from: a dict of scores, a Retrain model, a checkpoint path, or the shipped reference."""
+    if reference is None:
+        path = find_reference(dataset.name, split.spec) if split.spec is not None else None
+        if path is None:
+            return None
+        return gap_scores(read_sidecar(path).get("metrics", {}))
+    if isinstance(reference, Mapping):
+        return {k: float(reference[k]) for k in GAP_KEYS}
+    if isinstance(reference, (str, Path)):
+        reference, _ = load_checkpoint(reference, device=device)
+    if isinstance(reference, nn.Module):
+        return evaluate(reference, dataset, split, device=device).scores()
+    raise ValueError(f"reference must be scores, a model or a checkpoint path, not {type(reference).__name__}")
 
 
 def train_from_scratch(dataset: ImageDataset, indices: np.ndarray, *, architecture: str = "small-cnn",

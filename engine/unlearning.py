@@ -6,15 +6,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from engine.checkpoints import now, read_sidecar, versions
+from engine.checkpoints import now, versions
 from engine.records import RunRecord
+from engine.references import reference_scores_for  # noqa: F401  (its home is engine.references)
 from engine.data import ImageDataset
 from engine.evaluation import Evaluation, evaluate
 from engine.methods import METHODS, make_config
@@ -37,27 +37,6 @@ class RunOutcome:
     def record(self) -> dict:
         """The record's JSON form."""
         return self.run.to_json()
-
-
-def reference_scores_for(dataset: ImageDataset, split: DataSplit, reference=None, *,
-                         device: torch.device) -> Optional[dict]:
-    """Retrain scores from: a dict of scores, a Retrain model, a checkpoint path, or the shipped reference."""
-    if reference is None:
-        from engine.references import find_reference, gap_scores
-
-        path = find_reference(dataset.name, split.spec) if split.spec is not None else None
-        if path is None:
-            return None
-        return gap_scores(read_sidecar(path).get("metrics", {}))
-    if isinstance(reference, Mapping):
-        return {k: float(reference[k]) for k in GAP_KEYS}
-    if isinstance(reference, (str, Path)):
-        from engine.checkpoints import load_checkpoint
-
-        reference, _ = load_checkpoint(reference, device=device)
-    if isinstance(reference, nn.Module):
-        return evaluate(reference, dataset, split, device=device).scores()
-    raise ValueError(f"reference must be scores, a model or a checkpoint path, not {type(reference).__name__}")
 
 
 def run_record(result: UnlearnResult, evaluation: Evaluation, dataset: ImageDataset, split: DataSplit, *,
@@ -136,7 +115,7 @@ def bench_table(rows: list[dict], *, device: str, command: str) -> tuple[str, li
     for (scenario, method), members in groups.items():
         entry = {"scenario": scenario, "method": method, "runs": len(members)}
         cells = []
-        for key in ("UA", "RA", "TA", "MIA", "avg_gap", "seconds"):
+        for key in (*GAP_KEYS, "avg_gap", "seconds"):
             mean, std = mean_and_std(r[key] for r in members)
             entry[key], entry[f"{key}_std"] = mean, std
             cells.append(f"{mean:.2f} ± {std:.2f}" if key != "seconds" else f"{mean:.1f} ± {std:.1f}")
