@@ -5,7 +5,8 @@ The worker makes no `st.*` calls. Pages submit jobs and poll `snapshot()` from a
 rerun or a page switch never touches a running computation. The manager is a module-level singleton
 (`manager()`), shared by every session of the process; each job records the session that owns it.
 
-A job's work is a callable `work(job, report, should_stop)`; `report(stage, step, total, **metrics)`
+A job's parameters are a frozen value (`engine.RunRequest`, `engine.ReferenceRequest`; no callables), shown
+as they are in snapshots. A job's work is a callable `work(job, report, should_stop)`; `report(stage, step, total, **metrics)`
 updates the snapshot, `should_stop()` turns True once Cancel was pressed (the engine checks it between
 batches and raises `RunCancelled`).
 """
@@ -18,7 +19,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 TERMINAL = ("finished", "cancelled", "failed")
 
@@ -29,7 +30,8 @@ class Job:
     owner: str                      # the session that submitted it
     kind: str                       # "unlearn" or "reference" (a background Retrain)
     title: str                      # e.g. "WSS-CL · class Coat"
-    params: dict                    # what the work function needs (method, config, spec, seed, ...)
+    params: Any                     # what the work function needs: engine.RunRequest / ReferenceRequest
+    run_id: Optional[str] = None    # the run directory it writes, set once its metrics are on disk
     status: str = "queued"          # queued → running → finished | cancelled | failed
     stage: str = ""
     step: int = 0
@@ -82,10 +84,10 @@ class JobManager:
         self._closing = False
 
     # ------------------------------------------------------------------ submitting and cancelling
-    def submit(self, owner: str, kind: str, title: str, params: dict, work: Work) -> Job:
+    def submit(self, owner: str, kind: str, title: str, params: Any, work: Work) -> Job:
         with self._lock:
             job = Job(id=f"{time.strftime('%H%M%S')}-{next(self._ids)}", owner=owner, kind=kind, title=title,
-                      params=dict(params))
+                      params=dict(params) if isinstance(params, dict) else params)
             self._jobs[job.id] = job
             self._works[job.id] = work
             ended = [i for i, j in self._jobs.items() if j.status in TERMINAL]
@@ -142,7 +144,8 @@ class JobManager:
                     "stage": job.stage, "step": job.step, "total": job.total, "metrics": dict(job.metrics),
                     "history": list(job.history), "elapsed": job.elapsed(now), "eta": job.eta(now),
                     "position": position, "error": job.error, "result": dict(job.result or {}),
-                    "params": dict(job.params), "stages": list(job.stage_history),
+                    "params": dict(job.params) if isinstance(job.params, dict) else job.params,
+                    "run_id": job.run_id, "stages": list(job.stage_history),
                     "cancel_requested": job.cancel_event.is_set()}
 
     def jobs(self, owner: Optional[str] = None) -> list[dict]:

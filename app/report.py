@@ -6,22 +6,16 @@ import json
 
 import numpy as np
 
+import engine
 from app import charts
 
-KEYS = ("UA", "RA", "TA", "MIA")
+KEYS = engine.GAP_KEYS
 
 
 def run_json(run: dict) -> str:
     """The run record as written on disk (plus the Retrain metrics it was compared with)."""
-    return json.dumps({k: v for k, v in run.items() if k != "path"}, indent=2, default=_plain, allow_nan=True)
-
-
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
+    stored = {k: v for k, v in run.items() if k not in ("path", "id", "spec")}     # what pages add to a record
+    return json.dumps(stored, indent=2, default=engine.json_default, allow_nan=True)
 
 
 def figures(run: dict, class_names, insights=None) -> list[tuple[str, object]]:
@@ -33,8 +27,8 @@ def figures(run: dict, class_names, insights=None) -> list[tuple[str, object]]:
               "unlearned": metrics["per_class_test_acc"]}
     if reference.get("per_class_test_acc"):
         series["retrain"] = reference["per_class_test_acc"]
-    spec = run.get("spec") or run.get("forget") or {}
-    out.append(("Per-class test accuracy", charts.per_class_bars(class_names, series, spec.get("classes") or [])))
+    forget = run.get("forget") or {}
+    out.append(("Per-class test accuracy", charts.per_class_bars(class_names, series, forget.get("classes") or [])))
     out.append(("Confusion matrix (unlearned, test set)", charts.confusion(np.asarray(metrics["confusion"]), class_names)))
     if insights is not None:
         maps = insights.weights

@@ -115,7 +115,11 @@ def image_data_urls(ids: tuple[int, ...], scale: int = 2) -> list[str]:
     return urls
 
 
-@st.cache_data(show_spinner=False, ttl=5, max_entries=256)
-def reference_metrics(spec_key: str, spec: dict) -> tuple[dict | None, str]:
+def reference_metrics(spec: engine.ForgetSpec) -> tuple[dict | None, str]:
     """Retrain metrics for a forget set (precomputed or computed in the background)."""
-    return pipeline.reference_metrics(settings.DATASET, spec)
+    return _reference_metrics(spec.key(), spec)
+
+
+@st.cache_data(show_spinner=False, ttl=5, max_entries=256)
+def _reference_metrics(key: str, _spec: engine.ForgetSpec) -> tuple[dict | None, str]:   # cached by the key
+    return pipeline.reference_metrics(settings.DATASET, _spec)

@@ -1,7 +1,7 @@
 """Per-session state: the only module that touches `st.session_state`.
 
-The forget selection is kept as plain values (mode, classes, sample ids, fraction) and turned into an
-engine `ForgetSpec` dict on demand. Jobs and runs live in the job manager and on disk; a session only
+The forget selection is kept as plain values (mode, classes, sample ids, fraction), the widgets' own, and
+read as one `engine.ForgetSpec` value (frozen, hashable) by `forget_spec()`. Jobs and runs live in the job manager and on disk; a session only
 remembers which ones it owns and which run it is looking at.
 """
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import uuid
 
 import streamlit as st
+
+import engine
 
 MODES = ("classes", "samples", "fraction")
 
@@ -94,15 +96,15 @@ def set_forget_fraction(value: float) -> None:
     put("forget_mode", "fraction")
 
 
-def forget_spec() -> dict | None:
-    """The current selection as a ForgetSpec dict, or None while it is empty."""
+def forget_spec() -> engine.ForgetSpec | None:
+    """The current selection as a ForgetSpec, or None while it is empty."""
     mode = forget_mode()
     if mode == "classes" and forget_classes():
-        return {"classes": forget_classes(), "fraction": None, "sample_ids": [], "seed": 0}
+        return engine.ForgetSpec(classes=tuple(forget_classes()))
     if mode == "samples" and forget_samples():
-        return {"classes": [], "fraction": None, "sample_ids": forget_samples(), "seed": 0}
+        return engine.ForgetSpec(sample_ids=tuple(forget_samples()))
     if mode == "fraction":
-        return {"classes": [], "fraction": forget_fraction(), "sample_ids": [], "seed": 0}
+        return engine.ForgetSpec(fraction=forget_fraction())
     return None
 
 

@@ -1,14 +1,14 @@
-"""The run directory, through `engine.runs` (the same layout the CLI writes), listed again after a restart.
+"""The app's run folder: the engine's run directories (the same layout the CLI writes), listed again after a restart.
 
 Under `runs_root()` ($UNLEARNING_LAB_RUNS, default ./runs):
     <dataset>/<UTC time>-<method>-seed<s>/run.json             the record: method, config, seed, forget spec,
                                                               status, metrics, Retrain metrics, seconds, ...
     <dataset>/<UTC time>-<method>-seed<s>/model.safetensors    the unlearned weights (+ model.json)
     <dataset>/<UTC time>-<method>-seed<s>/insights/            arrays from engine.compute_insights
-    _references/<dataset>-<key>.safetensors                    Retrain models computed in the background for
+    _references/<dataset>-<ForgetSpec.key()>.safetensors       Retrain models computed in the background for
                                                               forget sets without a shipped reference
-A run's id is its path relative to the root. A run left "running" by a dead process lists as "interrupted" —
-also after a restart that reuses the old process id (PID 1 in a container): records carry a per-process token.
+A run's id is its path relative to the root. Records are `engine.RunRecord`s; listings are settled by the engine
+(a run left "running" by a dead process lists as "interrupted", also after a restart that reuses the old pid).
 
 Size cap: $UNLEARNING_LAB_RUNS_MAX_MB (default 2048) bounds the folder; before a new run starts, the oldest
 ended runs (finished / cancelled / failed / interrupted), then the oldest insight-cache files, are deleted until
@@ -17,18 +17,15 @@ the tour's prepared run).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
-import uuid
 from pathlib import Path
 from typing import Optional
 
 import engine
 
 REPO = Path(__file__).resolve().parent.parent
-PROCESS_TOKEN = uuid.uuid4().hex      # tells this process's records from a dead one's with the same pid
+PROCESS_TOKEN = engine.PROCESS_TOKEN  # the engine decides liveness; kept here for readers of the app's records
 DEFAULT_MAX_MB = 2048
 PROTECTED = ("_references",)          # never pruned (exact-unlearning references are costly to recompute)
 
@@ -39,15 +36,9 @@ def runs_root() -> Path:
     return root
 
 
-def spec_key(spec: dict) -> str:
-    """A stable short key for a forget spec (dict form)."""
-    canonical = json.dumps({k: spec.get(k) for k in ("classes", "fraction", "sample_ids", "seed")}, sort_keys=True)
-    return hashlib.sha1(canonical.encode()).hexdigest()[:12]
-
-
 def new_run_dir(method: str, seed: int, dataset: str) -> Path:
     enforce_size_cap()
-    return engine.runs.new_run_dir(runs_root(), method, seed, dataset)
+    return engine.new_run_dir(runs_root(), method, seed, dataset)
 
 
 def run_id(run_dir: Path) -> str:
@@ -59,47 +50,24 @@ def run_id(run_dir: Path) -> str:
         return path.as_posix()
 
 
-def write_record(run_dir: Path, record: dict) -> None:
-    record = {k: v for k, v in record.items() if k != "path"}
-    engine.runs.write_status(run_dir, record, record["status"])
+def write_record(run_dir: Path, record: dict | engine.RunRecord) -> None:
+    """Store a record (a page's JSON view is accepted: its "path" / "id" are not stored)."""
+    typed = record if isinstance(record, engine.RunRecord) else engine.RunRecord.from_json(record)
+    engine.write_record(run_dir, typed)
 
 
 def read_record(run_dir: Path) -> Optional[dict]:
+    """The run's record as pages read it: its JSON form, settled, with "path" and "id"."""
     try:
-        record = engine.runs.read_record(run_dir)
+        record = engine.read_record(run_dir)
     except engine.CheckpointError:
         return None
-    return _settled({**record, "path": str(run_dir), "id": run_id(run_dir)})
+    return record.settle().view(run_dir, run_id(run_dir))
 
 
 def list_runs() -> list[dict]:
     """Every run on disk (the app's and the CLI's), newest first; dead "running" ones read "interrupted"."""
-    root = runs_root()
-    return [_settled({**r, "id": run_id(Path(r["path"]))}) for r in engine.runs.list_runs(root)]
-
-
-def _settled(record: dict) -> dict:
-    """Insights left "computing" by an earlier process will never arrive: say so (the metrics stand)."""
-    if record.get("status") in ("running", "queued") and not _live(record):
-        record["status"] = "interrupted"
-    if record.get("insights") == "computing" and not _live(record):
-        record["insights"] = "interrupted"
-    return record
-
-
-def _live(record: dict) -> bool:
-    """Written by this process, or by another one still alive (e.g. a CLI run beside the app)."""
-    if record.get("pid") == os.getpid():
-        return record.get("process") == PROCESS_TOKEN
-    return _pid_alive(record.get("pid"))
-
-
-def _pid_alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, TypeError, ValueError):
-        return False
-    return True
+    return [record.view(path, run_id(path)) for path, record in engine.list_records(runs_root())]
 
 
 # ---------------------------------------------------------------------------------------------- size cap
@@ -128,7 +96,8 @@ def enforce_size_cap(limit: Optional[int] = None) -> list[Path]:
     candidates = []
     for record in list_runs():              # newest first, dead "running" ones already "interrupted"
         path = Path(record["path"]).resolve()
-        if record.get("status") not in ("finished", "cancelled", "failed", "interrupted") or _live_insights(record):
+        if record.get("status") not in ("finished", "cancelled", "failed", "interrupted") \
+                or record.get("insights") == "computing":   # listed settled: "computing" means alive
             continue
         if root not in path.parents or any(path == k or k in path.parents or path in k.parents for k in keep) \
                 or any(part in PROTECTED for part in path.relative_to(root).parts):
@@ -147,23 +116,12 @@ def enforce_size_cap(limit: Optional[int] = None) -> list[Path]:
     return deleted
 
 
-def _live_insights(record: dict) -> bool:
-    return record.get("insights") == "computing" and _live(record)
-
-
 def load_run(run_id: str) -> Optional[dict]:
     path = runs_root() / run_id
-    return read_record(path) if (path / engine.runs.RECORD_NAME).is_file() else None
+    return read_record(path) if (path / engine.RECORD_NAME).is_file() else None
 
 
 def reference_dir() -> Path:
     path = runs_root() / "_references"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def computed_reference_path(dataset_name: str, spec: dict) -> Path:
-    from app import settings
-
-    suffix = "-fast" if settings.FAST else ""    # 1-epoch references of fast mode never pass for real ones
-    return reference_dir() / f"{dataset_name}-{spec_key(spec)}{suffix}.safetensors"

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+import engine
 from app import settings, state, store
 from app.jobs import TERMINAL, manager
 
-METRIC_KEYS = ("UA", "RA", "TA", "MIA")
+METRIC_KEYS = engine.GAP_KEYS
 METRIC_LABELS = {"UA": "UA ↑ forgotten", "RA": "RA ↑ kept", "TA": "TA ↑ kept", "MIA": "MIA-Efficacy ↑ forgotten"}
 
 
@@ -81,13 +82,13 @@ def job_panel(key: str, only_owner: bool = True, show_recent: bool = False, loss
         # a run's metrics are on disk before its insights: show them at once, and again when the job ends
         seen = set(state.get("seen_done"))
         events = {f"{j['id']}:done" for j in jobs if j["status"] in TERMINAL} | {
-            f"{j['id']}:metrics" for j in jobs if j["params"].get("run_id")}
+            f"{j['id']}:metrics" for j in jobs if j["run_id"]}
         new = events - seen
         if new:
             state.put("seen_done", sorted(seen | new))
             for j in jobs:
-                if j["kind"] == "unlearn" and j["params"].get("run_id") and f"{j['id']}:metrics" in new:
-                    state.set_current_run(j["params"]["run_id"])
+                if j["kind"] == "unlearn" and j["run_id"] and f"{j['id']}:metrics" in new:
+                    state.set_current_run(j["run_id"])
             if live_before.get("live"):
                 st.rerun(scope="app")      # the rest of the page (results, tables) fills in
         live_before["live"] = bool(live)
@@ -136,11 +137,11 @@ def no_run_yet() -> None:
     cols[1].page_link("views/run.py", label="Run unlearning", icon=":material/play_arrow:")
 
 
-def spec_summary(spec: dict | None, class_names) -> str:
-    if not spec:
-        return "nothing chosen yet"
-    if spec.get("classes"):
-        return "class" + ("es " if len(spec["classes"]) > 1 else " ") + ", ".join(class_names[c] for c in spec["classes"])
-    if spec.get("fraction") is not None:
-        return f"random {spec['fraction']:.0%} of the training set"
-    return f"{len(spec['sample_ids'])} chosen samples"
+def spec_summary(spec: engine.ForgetSpec | None, class_names) -> str:
+    return spec.describe(class_names) if spec is not None else "nothing chosen yet"
+
+
+def run_spec(run: dict) -> engine.ForgetSpec | None:
+    """A listed run's forget set as a value (records store it as JSON)."""
+    values = run.get("forget") or run.get("spec")
+    return engine.ForgetSpec.from_dict(values) if values else None

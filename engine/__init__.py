@@ -1,37 +1,74 @@
-"""The machine-unlearning engine: datasets, forget specs, models, training, metrics, checkpoints.
+"""The machine-unlearning engine: datasets, forget specs, models, training, methods, metrics, runs, insights.
 
-The app uses the engine only through the names exported here. Nothing in the engine imports streamlit.
+The app uses the engine only through the names listed in `__all__` below (a test checks it); nothing in the
+engine imports streamlit. Modules stay importable for the CLI, scripts and tests, but are not part of this list.
 """
-from engine.checkpoints import (CheckpointError, load_checkpoint, load_state_file, read_sidecar, save_checkpoint,
-                                versions, write_json_atomic)
-from engine.data import DATASET_NAMES, ImageDataset, augment, from_arrays, load_dataset, to_float
-from engine.evaluation import Evaluation, SplitOutputs, evaluate, evaluate_outputs, split_outputs
-from engine.metrics import GAP_KEYS, accuracy, avg_gap, confusion_matrix, mean_and_std, per_class_accuracy
-from engine.models import ARCHITECTURES, ModelSpec, build_model, spec_for
-from engine.privacy import mia_efficacy, true_label_confidence
-from engine.progress import Progress, ProgressCallback, RunCancelled, RunDiverged, StopCheck
-from engine.references import (find_reference, load_original, original_path, reference_path, retrain,
-                               train_and_save, train_from_scratch)
-from engine.splits import DataSplit, ForgetSpec, make_split, training_indices, validation_indices
-from engine.training import (RECIPES, Outputs, TrainRecipe, device_name, place, predict, resolve_device,
-                             seed_everything, train_model)
-
-# --- unlearning methods (issue 3): the methods helper edits only this section
-from engine import runs
-from engine.methods import (METHODS, ConfigField, MethodConfig, MethodInfo, UnlearnResult, config_fields, make_config,
-                            setting_defaults)
-from engine.selfsupervised import fit_linear_probe, train_simclr
-from engine.unlearning import RunOutcome, reference_scores_for, run_unlearning
-# --- end unlearning methods
-
-# --- insights (issue 4): the insights helper edits only this section
 from engine.attacks import (ATTACK_SCORES, COMPARISONS, ROC_GRID, Distinguishability, PrivacyAttacks, RocCurve,
                             distinguishability, membership_scores, roc_curve, run_attacks, threshold_attacks)
 from engine.attribution import ATTRIBUTION_METHODS, Attributions, attribute, default_attribution_ids, explain
+from engine.checkpoints import (CheckpointError, json_default, load_checkpoint, load_state_file, read_sidecar,
+                                save_checkpoint, versions, write_json_atomic)
+from engine.data import DATASET_NAMES, ImageDataset, augment, from_arrays, load_dataset, to_float
+from engine.distributions import load_score_distributions, score_distributions
+from engine.evaluation import Evaluation, SplitOutputs, evaluate, evaluate_outputs, split_outputs
 from engine.insights import Insights, InsightsCache, InsightsConfig, compute_insights, fingerprint
-from engine.privacy import cross_entropy_loss, entropy, modified_entropy
+from engine.methods import (METHODS, ConfigField, MethodConfig, MethodInfo, UnlearnResult, config_fields,
+                            form_defaults, make_config, setting_defaults)
+from engine.metrics import GAP_KEYS, accuracy, avg_gap, confusion_matrix, mean_and_std, per_class_accuracy
+from engine.models import ARCHITECTURES, ModelSpec, build_model, spec_for
+from engine.privacy import cross_entropy_loss, entropy, mia_efficacy, modified_entropy, true_label_confidence
+from engine.progress import Progress, ProgressCallback, RunCancelled, RunDiverged, StopCheck
 from engine.projection import FeatureSpace, Projection, fit_projection, numba_cache_dir, project_features, warm_up
+from engine.records import PROCESS_TOKEN, RECORD_NAME, RunRecord, read_record, write_record
+from engine.references import (computed_reference_path, find_reference, gap_scores, load_original, locate_reference,
+                               original_path, reference_metrics, reference_path, reference_scores_for, retrain,
+                               train_and_save, train_from_scratch, train_reference)
+from engine.runs import fill_in_gaps, list_records, list_runs, load_run, new_run_dir, save_run
+from engine.selfsupervised import fit_linear_probe, train_simclr
+from engine.splits import DataSplit, ForgetSpec, make_split, training_indices, validation_indices
+from engine.training import (RECIPES, Outputs, TrainRecipe, device_name, place, predict, resolve_device,
+                             seed_everything, train_model)
+from engine.unlearning import RunOutcome, run_unlearning
 from engine.weight_maps import WeightMaps, block_average, comparison_ids, map_weights
-# --- end insights
+from engine.workflow import (ReferenceRequest, RunRequest, UnlearnedRun, Workspace, fast_recipe, insights_run,
+                             original_metrics, pool_outputs, reference_run, unlearn_run)
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+__all__ = [
+    # data and forget sets
+    "DATASET_NAMES", "ImageDataset", "load_dataset", "from_arrays", "augment", "to_float",
+    "ForgetSpec", "DataSplit", "make_split", "training_indices", "validation_indices",
+    # models, training and checkpoints
+    "ARCHITECTURES", "ModelSpec", "build_model", "spec_for",
+    "RECIPES", "TrainRecipe", "Outputs", "train_model", "predict", "place", "seed_everything",
+    "resolve_device", "device_name",
+    "CheckpointError", "save_checkpoint", "load_checkpoint", "load_state_file", "read_sidecar", "write_json_atomic",
+    "json_default", "versions",
+    # the original model and Retrain references
+    "load_original", "original_path", "train_from_scratch", "train_and_save", "retrain",
+    "find_reference", "reference_path", "computed_reference_path", "locate_reference", "reference_metrics",
+    "gap_scores", "reference_scores_for", "train_reference",
+    # unlearning methods
+    "METHODS", "MethodInfo", "MethodConfig", "ConfigField", "UnlearnResult", "config_fields", "make_config",
+    "setting_defaults", "form_defaults", "fit_linear_probe", "train_simclr",
+    # progress
+    "Progress", "ProgressCallback", "StopCheck", "RunCancelled", "RunDiverged",
+    # evaluation and metrics
+    "Evaluation", "SplitOutputs", "evaluate", "evaluate_outputs", "split_outputs",
+    "GAP_KEYS", "accuracy", "avg_gap", "confusion_matrix", "mean_and_std", "per_class_accuracy",
+    "mia_efficacy", "true_label_confidence", "cross_entropy_loss", "entropy", "modified_entropy",
+    # runs: the outcome, the record, the run directory
+    "RunOutcome", "run_unlearning",
+    "RunRecord", "RECORD_NAME", "PROCESS_TOKEN", "read_record", "write_record",
+    "new_run_dir", "save_run", "load_run", "list_runs", "list_records", "fill_in_gaps",
+    # background jobs: one call per kind
+    "Workspace", "RunRequest", "ReferenceRequest", "UnlearnedRun", "unlearn_run", "insights_run", "reference_run",
+    "pool_outputs", "original_metrics", "fast_recipe",
+    # insights: attacks, attributions, feature space, weight maps, score distributions
+    "Insights", "InsightsCache", "InsightsConfig", "compute_insights", "fingerprint",
+    "ATTACK_SCORES", "COMPARISONS", "ROC_GRID", "Distinguishability", "PrivacyAttacks", "RocCurve",
+    "distinguishability", "membership_scores", "roc_curve", "run_attacks", "threshold_attacks",
+    "ATTRIBUTION_METHODS", "Attributions", "attribute", "default_attribution_ids", "explain",
+    "FeatureSpace", "Projection", "fit_projection", "numba_cache_dir", "project_features", "warm_up",
+    "WeightMaps", "block_average", "comparison_ids", "map_weights",
+    "score_distributions", "load_score_distributions",
+]

@@ -7,6 +7,7 @@ overwrites unless asked, and writes atomically (temporary file, then rename).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -55,13 +56,17 @@ def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def _json_default(value: Any):
-    if isinstance(value, (np.floating, np.integer)):
+def json_default(value: Any):
+    """The one numpy-aware JSON encoder (``json.dump(..., default=json_default)``): numpy scalars and arrays,
+    tuples and dataclasses become plain JSON; anything else is refused rather than stored as a string."""
+    if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, tuple):
         return list(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     raise TypeError(f"cannot store {type(value).__name__} in a run record")
 
 
@@ -72,7 +77,7 @@ def write_json_atomic(path: str | Path, payload: dict, *, overwrite: bool = Fals
         raise FileExistsError(f"{path} exists; refusing to overwrite it")
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-        json.dump(payload, handle, indent=2, default=_json_default, allow_nan=True)
+        json.dump(payload, handle, indent=2, default=json_default, allow_nan=True)
         temporary = handle.name
     os.chmod(temporary, 0o644)  # NamedTemporaryFile creates 0600; records are meant to be read by others
     os.replace(temporary, path)

@@ -1,22 +1,27 @@
-"""Trained checkpoints shipped in assets/: the original model and the exact-unlearning references.
+"""The original model and the Retrain references (exact unlearning): where they are, how they are trained,
+what they score. Every question "which Retrain belongs to this forget set?" is answered here.
 
-Layout: ``assets/checkpoints/<dataset>/original.safetensors`` and ``retrain-class-<c>.safetensors``
-(each with its sidecar JSON holding the metrics under the matching forget spec), rebuilt by
-``python -m scripts.build_checkpoints``.
+Two homes, two naming schemes, one lookup (`locate_reference`):
+    assets/checkpoints/<dataset>/original.safetensors, retrain-class-<c>.safetensors   shipped ("precomputed"),
+        rebuilt by ``python -m scripts.build_checkpoints``
+    <folder>/<dataset>-<ForgetSpec.key()>[-fast].safetensors                          trained on demand for any
+        other forget set ("computed"; the app keeps them in runs/_references)
+Each checkpoint's sidecar JSON holds its metrics under the matching forget spec.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from engine.checkpoints import load_checkpoint, save_checkpoint
+from engine.checkpoints import CheckpointError, load_checkpoint, read_sidecar, save_checkpoint
 from engine.data import ASSETS_DIR, ImageDataset
 from engine.evaluation import Evaluation, evaluate
+from engine.metrics import GAP_KEYS
 from engine.models import build_model, spec_for
 from engine.progress import ProgressCallback, StopCheck
 from engine.splits import DataSplit, ForgetSpec, make_split, training_indices
@@ -46,6 +51,75 @@ def find_reference(dataset_name: str, spec: ForgetSpec, root: Path | None = None
     return path if path is not None and path.is_file() else None
 
 
+def computed_reference_path(folder: Path, dataset_name: str, spec: ForgetSpec, *, fast: bool = False) -> Path:
+    """Where a Retrain trained on demand for ``spec`` is kept (fast-mode ones apart: 1-epoch references never
+    pass for real ones)."""
+    return Path(folder) / f"{dataset_name}-{spec.key()}{'-fast' if fast else ''}.safetensors"
+
+
+def locate_reference(dataset_name: str, spec: ForgetSpec, folder: Optional[Path] = None, *,
+                     fast: bool = False) -> tuple[Optional[Path], str]:
+    """(path, "precomputed" | "computed") of the Retrain model for this forget set, or (None, "")."""
+    path = find_reference(dataset_name, spec)
+    if path is not None:
+        return path, "precomputed"
+    if folder is not None:
+        path = computed_reference_path(folder, dataset_name, spec, fast=fast)
+        if path.is_file():
+            return path, "computed"
+    return None, ""
+
+
+def reference_metrics(dataset_name: str, spec: ForgetSpec, folder: Optional[Path] = None, *,
+                      fast: bool = False) -> tuple[Optional[dict], str]:
+    """The Retrain model's metrics on this forget set, from its sidecar (no model loaded), and its source."""
+    path, source = locate_reference(dataset_name, spec, folder, fast=fast)
+    if path is None:
+        return None, ""
+    try:
+        return read_sidecar(path).get("metrics"), source
+    except CheckpointError:
+        return None, ""
+
+
+def gap_scores(metrics: Optional[dict]) -> Optional[dict]:
+    """The four figures Avg. Gap compares (UA, RA, TA, MIA) out of a metrics dict; None when any is missing."""
+    if not metrics or not all(k in metrics for k in GAP_KEYS):
+        return None
+    return {k: float(metrics[k]) for k in GAP_KEYS}
+
+
+def train_reference(dataset: ImageDataset, spec: ForgetSpec, folder: Path, *, recipe: TrainRecipe | None = None,
+                    fast: bool = False, device: torch.device, seed: int = 0,
+                    on_progress: Optional[ProgressCallback] = None,
+                    should_stop: Optional[StopCheck] = None) -> tuple[Path, dict]:
+    """Exact unlearning for a forget set without a reference: train, evaluate, save under ``folder``.
+    Returns (path, metrics); an existing one is returned as it is. Cancelled: nothing is written."""
+    out = computed_reference_path(folder, dataset.name, spec, fast=fast)
+    if out.is_file():
+        return out, read_sidecar(out).get("metrics", {})
+    path, evaluation = train_and_save(dataset, out, forget=spec, recipe=recipe, device=device, seed=seed,
+                                      on_progress=on_progress, should_stop=should_stop, extra={"fast": fast})
+    return path, evaluation.to_dict()
+
+
+def reference_scores_for(dataset: ImageDataset, split: DataSplit, reference=None, *,
+                         device: torch.device) -> Optional[dict]:
+    """Retrain scores from: a dict of scores, a Retrain model, a checkpoint path, or the shipped reference."""
+    if reference is None:
+        path = find_reference(dataset.name, split.spec) if split.spec is not None else None
+        if path is None:
+            return None
+        return gap_scores(read_sidecar(path).get("metrics", {}))
+    if isinstance(reference, Mapping):
+        return {k: float(reference[k]) for k in GAP_KEYS}
+    if isinstance(reference, (str, Path)):
+        reference, _ = load_checkpoint(reference, device=device)
+    if isinstance(reference, nn.Module):
+        return evaluate(reference, dataset, split, device=device).scores()
+    raise ValueError(f"reference must be scores, a model or a checkpoint path, not {type(reference).__name__}")
+
+
 def train_from_scratch(dataset: ImageDataset, indices: np.ndarray, *, architecture: str = "small-cnn",
                        recipe: TrainRecipe | None = None, device: torch.device, seed: int = 0,
                        stage: str = "train", on_progress: Optional[ProgressCallback] = None,
@@ -69,8 +143,8 @@ def retrain(dataset: ImageDataset, split: DataSplit, *, architecture: str = "sma
 def train_and_save(dataset: ImageDataset, out: Path, *, forget: Optional[ForgetSpec] = None,
                    architecture: str = "small-cnn", recipe: TrainRecipe | None = None, device: torch.device,
                    seed: int = 0, split_seed: int = 0, overwrite: bool = False,
-                   on_progress: Optional[ProgressCallback] = None,
-                   should_stop: Optional[StopCheck] = None) -> tuple[Path, Evaluation | None]:
+                   on_progress: Optional[ProgressCallback] = None, should_stop: Optional[StopCheck] = None,
+                   extra: Optional[dict] = None) -> tuple[Path, Evaluation | None]:
     """Train the original model (``forget=None``) or a Retrain reference, evaluate it, save checkpoint + record."""
     recipe = recipe or RECIPES[architecture]
     if Path(out).with_suffix(".safetensors").exists() and not overwrite:
@@ -93,7 +167,7 @@ def train_and_save(dataset: ImageDataset, out: Path, *, forget: Optional[ForgetS
     record = {"kind": "retrain" if forget else "original", "dataset": dataset.name, "split_seed": split_seed,
               "forget": forget.to_dict() if forget else None, "recipe": recipe.to_dict(), "seed": seed,
               "train_size": int(len(indices)), "seconds": seconds, "device": device_name(device),
-              "metrics": metrics}
+              "metrics": metrics, **(extra or {})}
     return save_checkpoint(out, model, record, overwrite=overwrite), evaluation
 
 
@@ -108,6 +182,4 @@ def load_original(dataset: ImageDataset, *, device: torch.device | str = "cpu",
 
 
 def _architecture_of(path: Path) -> str:
-    from engine.checkpoints import read_sidecar
-
     return read_sidecar(path)["model"]["architecture"]

@@ -1,22 +1,24 @@
-"""Run records on disk: one directory per run holding ``model.safetensors`` + ``model.json`` (the
-checkpoint, via engine.checkpoints) and ``run.json`` (the record, with its `status`).
+"""Run directories on disk: one per run holding ``model.safetensors`` + ``model.json`` (the checkpoint, via
+engine.checkpoints) and ``run.json`` (the `RunRecord`, via engine.records).
 
     runs/<dataset>/<UTC time>-<method>-seed<s>[-n]/{model.safetensors, model.json, run.json}
 
-A run directory is never reused: `new_run_dir` adds a suffix when the name is taken.
+A run directory is never reused: `new_run_dir` adds a suffix when the name is taken. Readers here return the
+record's JSON form with its "path" (what listings and the CLI print); `engine.records` has the typed value.
 """
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 from typing import Optional
 
-from engine.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, write_json_atomic
+from engine.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from engine.metrics import GAP_KEYS, avg_gap
+from engine.records import RECORD_NAME, STATUSES, RunRecord, read_record as read_typed, write_record
 
-STATUSES = ("running", "finished", "cancelled", "failed", "interrupted")
-RECORD_NAME = "run.json"
 MODEL_NAME = "model.safetensors"
+__all__ = ["RECORD_NAME", "STATUSES", "MODEL_NAME", "new_run_dir", "write_status", "save_run", "read_record",
+           "list_runs", "list_records", "load_run", "fill_in_gaps"]
 
 
 def new_run_dir(root: str | Path, method: str, seed: int = 0, dataset: str | None = None) -> Path:
@@ -34,37 +36,58 @@ def new_run_dir(root: str | Path, method: str, seed: int = 0, dataset: str | Non
     raise FileExistsError(f"could not create a fresh run directory under {base}")
 
 
-def write_status(run_dir: str | Path, record: dict, status: str) -> Path:
+def write_status(run_dir: str | Path, record: dict | RunRecord, status: str) -> Path:
     """Write (or update) the run's record with ``status`` — e.g. "running" before, "cancelled" after."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
-    return write_json_atomic(Path(run_dir) / RECORD_NAME, {**record, "status": status}, overwrite=True)
+    typed = record if isinstance(record, RunRecord) else RunRecord.from_json(record)
+    typed.status = status
+    return write_record(run_dir, typed)
 
 
-def save_run(run_dir: str | Path, outcome, *, extra: Optional[dict] = None) -> Path:
+def save_run(run_dir: str | Path, outcome, *, record: Optional[RunRecord] = None) -> Path:
     """Save a finished `RunOutcome`: checkpoint + sidecar and run.json into ``run_dir``.
 
+    ``record`` is the run's record so far (the app's, with its owner and job); None starts from the outcome's.
     ``run_dir`` must not hold a run yet (make one with `new_run_dir`); nothing is overwritten.
     Returns the run directory.
     """
     run_dir = Path(run_dir)
     if (run_dir / MODEL_NAME).exists():
         raise FileExistsError(f"{run_dir} already holds a run; refusing to overwrite it")
-    existing = read_record(run_dir) if (run_dir / RECORD_NAME).exists() else {}
-    if existing.get("status") not in (None, "running"):
-        raise FileExistsError(f"{run_dir} already holds a {existing['status']} run; refusing to overwrite it")
-    record = {**outcome.record, **(extra or {}), "status": "finished", "checkpoint": MODEL_NAME}
-    save_checkpoint(run_dir / MODEL_NAME, outcome.result.model, record)
-    write_status(run_dir, record, "finished")
+    existing = read_typed(run_dir).status if (run_dir / RECORD_NAME).exists() else None
+    if existing not in (None, "running"):
+        raise FileExistsError(f"{run_dir} already holds a {existing} run; refusing to overwrite it")
+    figures = outcome.run
+    typed = record if record is not None else RunRecord()
+    typed.finish(**{k: getattr(figures, k) for k in _OUTCOME_FIELDS}, checkpoint=MODEL_NAME)
+    sidecar = {k: v for k, v in typed.to_json().items() if k not in ("pid", "process")}
+    save_checkpoint(run_dir / MODEL_NAME, outcome.result.model, sidecar)
+    write_record(run_dir, typed)
     return run_dir
 
 
+_OUTCOME_FIELDS = ("kind", "method", "label", "config", "seed", "dataset", "split_seed", "forget", "split",
+                   "metrics", "reference", "avg_gap", "seconds", "device", "created", "versions")
+
+
 def read_record(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / RECORD_NAME
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path} is not a readable run record ({error})") from None
+    """The record's JSON form (as stored)."""
+    return read_typed(run_dir).to_json()
+
+
+def list_records(root: str | Path) -> list[tuple[Path, RunRecord]]:
+    """(directory, settled record) of every run under ``root``, newest first; unreadable ones skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in root.rglob(RECORD_NAME):
+        try:
+            found.append((path.parent, read_typed(path.parent).settle()))
+        except CheckpointError:
+            continue
+    return sorted(found, key=lambda item: (item[1].created, str(item[0])), reverse=True)
 
 
 def list_runs(root: str | Path) -> list[dict]:
@@ -72,19 +95,7 @@ def list_runs(root: str | Path) -> list[dict]:
 
     A record still marked "running" whose process is gone is reported as "interrupted".
     """
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    records = []
-    for path in root.rglob(RECORD_NAME):
-        try:
-            record = read_record(path.parent)
-        except CheckpointError:
-            continue
-        if record.get("status") == "running" and not _alive(record.get("pid")):
-            record["status"] = "interrupted"
-        records.append({**record, "path": str(path.parent)})
-    return sorted(records, key=lambda r: (r.get("created", ""), r["path"]), reverse=True)
+    return [record.view(path) for path, record in list_records(root)]
 
 
 def load_run(path: str | Path, *, device="cpu"):
@@ -100,13 +111,17 @@ def load_run(path: str | Path, *, device="cpu"):
     return model, record
 
 
-def _alive(pid) -> bool:
-    if not pid:
-        return False
-    import os
-
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, ValueError):
-        return False
-    return True
+def fill_in_gaps(root: str | Path, dataset_name: str, forget, reference: dict, source: str = "computed") -> list[Path]:
+    """Finished runs on this forget set that had no Retrain reference get their Avg. Gap now (``reference``:
+    Retrain's metrics). Returns the run directories updated."""
+    scores = {k: float(reference[k]) for k in GAP_KEYS}
+    updated = []
+    for run_dir, record in list_records(root):
+        if record.dataset == dataset_name and record.forget == forget and record.status == "finished" \
+                and not record.reference_metrics and record.metrics:
+            fresh = read_typed(run_dir)          # re-read: insights may have been written meanwhile
+            fresh.reference_metrics, fresh.reference_source, fresh.reference = reference, source, scores
+            fresh.avg_gap = avg_gap({k: fresh.metrics[k] for k in GAP_KEYS}, scores)
+            write_record(run_dir, fresh)
+            updated.append(run_dir)
+    return updated

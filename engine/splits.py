@@ -10,6 +10,8 @@ D_t = `test` (in class-wise forgetting the test set without the forgotten classe
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +53,12 @@ class ForgetSpec:
         if self.fraction is not None:
             return f"random {self.fraction:.0%} (seed {self.seed})"
         return f"{len(self.sample_ids)} chosen samples"
+
+    def key(self) -> str:
+        """The spec's identity as a short stable string: it names the files of Retrain references trained on
+        demand and matches records to forget sets, across processes and releases (the first 12 hex digits of
+        the SHA-1 of the canonical JSON form; equal specs, equal keys)."""
+        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict:
         return {"classes": list(self.classes), "fraction": self.fraction, "sample_ids": list(self.sample_ids),

@@ -6,14 +6,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from engine.checkpoints import now, read_sidecar, versions
+from engine.checkpoints import now, versions
+from engine.records import RunRecord
+from engine.references import reference_scores_for  # noqa: F401  (its home is engine.references)
 from engine.data import ImageDataset
 from engine.evaluation import Evaluation, evaluate
 from engine.methods import METHODS, make_config
@@ -30,39 +31,22 @@ class RunOutcome:
     evaluation: Evaluation
     reference_scores: Optional[dict]    # Retrain's UA/RA/TA/MIA under the same split, when known
     avg_gap: Optional[float]
-    record: dict                        # JSON-able: what `engine.runs.save_run` writes beside the checkpoint
+    run: RunRecord                      # what `engine.runs.save_run` writes beside the checkpoint
 
-
-def reference_scores_for(dataset: ImageDataset, split: DataSplit, reference=None, *,
-                         device: torch.device) -> Optional[dict]:
-    """Retrain scores from: a dict of scores, a Retrain model, a checkpoint path, or the shipped reference."""
-    if reference is None:
-        from engine.references import find_reference
-
-        path = find_reference(dataset.name, split.spec) if split.spec is not None else None
-        if path is None:
-            return None
-        metrics = read_sidecar(path).get("metrics", {})
-        return {k: float(metrics[k]) for k in GAP_KEYS} if all(k in metrics for k in GAP_KEYS) else None
-    if isinstance(reference, Mapping):
-        return {k: float(reference[k]) for k in GAP_KEYS}
-    if isinstance(reference, (str, Path)):
-        from engine.checkpoints import load_checkpoint
-
-        reference, _ = load_checkpoint(reference, device=device)
-    if isinstance(reference, nn.Module):
-        return evaluate(reference, dataset, split, device=device).scores()
-    raise ValueError(f"reference must be scores, a model or a checkpoint path, not {type(reference).__name__}")
+    @property
+    def record(self) -> dict:
+        """The record's JSON form."""
+        return self.run.to_json()
 
 
 def run_record(result: UnlearnResult, evaluation: Evaluation, dataset: ImageDataset, split: DataSplit, *,
                device: torch.device, reference: Optional[dict], gap: Optional[float], split_seed: int = 0,
-               status: str = "finished") -> dict:
-    return {"kind": "unlearned", "status": status, "method": result.method, "label": METHODS[result.method].label,
-            "config": result.config, "seed": result.seed, "dataset": dataset.name, "split_seed": split_seed,
-            "forget": split.spec.to_dict() if split.spec is not None else None, "split": split.summary(),
-            "metrics": evaluation.to_dict(reference), "reference": reference, "avg_gap": gap,
-            "seconds": result.seconds, "device": device_name(device), "created": now(), "versions": versions()}
+               status: str = "finished") -> RunRecord:
+    return RunRecord(kind="unlearned", status=status, method=result.method, label=METHODS[result.method].label,
+                     config=result.config, seed=result.seed, dataset=dataset.name, split_seed=split_seed,
+                     forget=split.spec, split=split.summary(), metrics=evaluation.to_dict(), reference=reference,
+                     avg_gap=gap, seconds=result.seconds, device=device_name(device), created=now(),
+                     versions=versions())
 
 
 def run_unlearning(method_name: str, model: nn.Module, dataset: ImageDataset, split: DataSplit,
@@ -95,7 +79,7 @@ def run_unlearning(method_name: str, model: nn.Module, dataset: ImageDataset, sp
     gap = avg_gap(evaluation.scores(), scores) if scores is not None else None
     record = run_record(result, evaluation, dataset, split, device=device, reference=scores, gap=gap,
                         split_seed=split_seed)
-    return RunOutcome(result=result, evaluation=evaluation, reference_scores=scores, avg_gap=gap, record=record)
+    return RunOutcome(result=result, evaluation=evaluation, reference_scores=scores, avg_gap=gap, run=record)
 
 
 # --------------------------------------------------------------------------------------------- bench
@@ -131,7 +115,7 @@ def bench_table(rows: list[dict], *, device: str, command: str) -> tuple[str, li
     for (scenario, method), members in groups.items():
         entry = {"scenario": scenario, "method": method, "runs": len(members)}
         cells = []
-        for key in ("UA", "RA", "TA", "MIA", "avg_gap", "seconds"):
+        for key in (*GAP_KEYS, "avg_gap", "seconds"):
             mean, std = mean_and_std(r[key] for r in members)
             entry[key], entry[f"{key}_std"] = mean, std
             cells.append(f"{mean:.2f} ± {std:.2f}" if key != "seconds" else f"{mean:.1f} ± {std:.1f}")

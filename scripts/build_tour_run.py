@@ -25,15 +25,16 @@ def main() -> None:
         raise SystemExit(f"{TOUR} exists; pass --overwrite to rebuild it")
     os.environ["UNLEARNING_LAB_RUNS"] = tempfile.mkdtemp(prefix="tour-runs-")
     os.environ.pop("UNLEARNING_LAB_FAST", None)
+    import engine
     from app import pipeline, store
     from app.jobs import manager
 
-    spec = {"classes": [1], "fraction": None, "sample_ids": [], "seed": 0}
+    spec = engine.ForgetSpec(classes=(1,))
     reference = pipeline.submit_reference("tour", spec)       # None when a Retrain already exists
     if reference is not None:
         print("training the Retrain reference first …")
         assert manager().wait(reference.id, 3600)["status"] == "finished"
-    job = pipeline.submit_run("tour", "wsscl", pipeline.default_config("wsscl", "class"), spec, 0)
+    job = pipeline.submit_run("tour", pipeline.run_request("wsscl", pipeline.default_config("wsscl", "class"), spec))
     done = manager().wait(job.id, 3600)
     assert done["status"] == "finished", done["error"]
     run = store.load_run(done["result"]["run_id"])
@@ -41,9 +42,9 @@ def main() -> None:
     if TOUR.exists():
         shutil.rmtree(TOUR)
     shutil.copytree(run["path"], TOUR)
-    record = store.read_record(TOUR)
-    record.update(status="finished", owner="tour", pid=None)
-    store.write_record(TOUR, record)
+    record = engine.read_record(TOUR)       # finished and settled: it carries no process details
+    record.owner = "tour"
+    engine.write_record(TOUR, record)
     print(f"{TOUR}: UA {run['metrics']['UA']:.1f} RA {run['metrics']['RA']:.1f} TA {run['metrics']['TA']:.1f} "
           f"MIA {run['metrics']['MIA']:.1f} gap {run.get('avg_gap')} in {run['seconds']:.1f} s")
     manager().shutdown()

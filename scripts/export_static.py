@@ -36,10 +36,10 @@ def compute_prepared(runs_root: Path, timeout: float = 3600) -> list[Path]:
 
     folders = []
     for method, spec in PREPARED:
-        # unlearn_work without "reference_job": no background Retrain is trained for sets that lack one
-        job = manager().submit("export", "unlearn", f"{method} {spec}",
-                               {"method": method, "spec": spec, "seed": 0, "config": pipeline.default_config(method, engine.ForgetSpec.from_dict(spec).kind),
-                                "dataset": "fashion-mini"}, pipeline.unlearn_work)
+        # unlearn_work queues no background Retrain for sets that lack one
+        forget = engine.ForgetSpec.from_dict(spec)
+        request = pipeline.run_request(method, pipeline.default_config(method, forget.kind), forget)
+        job = manager().submit("export", "unlearn", f"{method} {spec}", request, pipeline.unlearn_work)
         done = manager().wait(job.id, timeout)
         if done["status"] != "finished":
             raise SystemExit(f"{method} on {spec}: {done['status']} {done['error']}")

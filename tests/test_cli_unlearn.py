@@ -8,11 +8,10 @@ import pytest
 import engine.cli_unlearn as cli_unlearn
 from engine.cli import main
 from engine.splits import ForgetSpec
-from tests.test_methods import tiny  # noqa: F401  (the tiny fixture)
 
 
 @pytest.fixture
-def patched(tiny, monkeypatch):  # noqa: F811
+def patched(tiny, monkeypatch):
     dataset, split, model = tiny
     monkeypatch.setattr(cli_unlearn, "load_data", lambda args: dataset)
     monkeypatch.setattr(cli_unlearn, "load_model", lambda data, checkpoint, device: model)

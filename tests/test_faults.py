@@ -17,7 +17,7 @@ import engine
 from lab_env import ORIGINAL, fast_lab, sha256
 
 REPO = Path(__file__).resolve().parent.parent
-CLASS_1 = {"classes": [1], "fraction": None, "sample_ids": [], "seed": 0}
+CLASS_1 = engine.ForgetSpec(classes=(1,))
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +63,8 @@ def test_cancel_in_the_middle_of_an_unlearning_stage(lab, stage):
 
     count = len(records())
     work, seen = cancelling_at(lab, stage, pipeline.unlearn_work)
-    job = lab.submit("s1", "unlearn", f"cancel at {stage}", {"method": "wsscl", "spec": CLASS_1, "seed": 0,
-                                                              "config": pipeline.default_config("wsscl")}, work)
+    job = lab.submit("s1", "unlearn", f"cancel at {stage}",
+                     pipeline.run_request("wsscl", pipeline.default_config("wsscl"), CLASS_1), work)
     snap = lab.wait(job.id, 300)
     assert snap["status"] == "cancelled" and snap["error"] is None
     assert any(s.startswith(stage) for s in seen) and seen[-1].startswith(stage)    # stopped inside that stage
@@ -78,8 +78,8 @@ def test_cancel_in_the_middle_of_insights_keeps_the_finished_metrics(lab):
     from app import pipeline
 
     work, seen = cancelling_at(lab, "insights · features", pipeline.unlearn_work)
-    job = lab.submit("s1", "unlearn", "cancel in insights", {"method": "wsscl", "spec": CLASS_1, "seed": 0,
-                                                            "config": pipeline.default_config("wsscl")}, work)
+    job = lab.submit("s1", "unlearn", "cancel in insights",
+                     pipeline.run_request("wsscl", pipeline.default_config("wsscl"), CLASS_1), work)
     lab.wait(job.id, 300)
     run = record_of(job)
     assert seen[-1] == "insights · features"
@@ -93,12 +93,12 @@ def test_cancel_in_the_middle_of_insights_keeps_the_finished_metrics(lab):
 def test_cancel_in_the_middle_of_the_background_retrain(lab):
     from app import pipeline, store
 
-    spec = {"classes": [4], "fraction": None, "sample_ids": [], "seed": 0}
+    spec = engine.ForgetSpec(classes=(4,))
     work, seen = cancelling_at(lab, "retrain", pipeline.reference_work)
-    job = lab.submit("s1", "reference", "retrain", {"spec": spec}, work)
+    job = lab.submit("s1", "reference", "retrain", engine.ReferenceRequest(forget=spec), work)
     snap = lab.wait(job.id, 300)
     assert snap["status"] == "cancelled" and seen[-1] == "retrain"
-    path = store.computed_reference_path("fashion-mini", spec)
+    path = engine.computed_reference_path(store.reference_dir(), "fashion-mini", spec, fast=True)
     assert not path.exists() and not path.with_suffix(".json").exists()               # no half reference
 
 
@@ -111,9 +111,11 @@ def test_an_exception_inside_a_run_fails_it_clearly_and_the_next_run_works(lab, 
         on_progress(engine.Progress("stage 1 · forget (KL)", 1, 4, {"loss": 1.0}))
         raise RuntimeError("boom in the middle of stage 1")
 
-    monkeypatch.setattr(engine, "run_unlearning", broken)
-    job = lab.submit("s1", "unlearn", "broken", {"method": "wsscl", "spec": CLASS_1, "seed": 0,
-                                                "config": pipeline.default_config("wsscl")}, pipeline.unlearn_work)
+    import engine.workflow
+
+    monkeypatch.setattr(engine.workflow, "run_unlearning", broken)
+    job = lab.submit("s1", "unlearn", "broken", pipeline.run_request("wsscl", pipeline.default_config("wsscl"), CLASS_1),
+                     pipeline.unlearn_work)
     snap = lab.wait(job.id, 120)
     assert snap["status"] == "failed" and snap["error"] == "RuntimeError: boom in the middle of stage 1"
     run = record_of(job)
@@ -130,8 +132,8 @@ def test_a_diverging_run_stops_itself_and_says_so(lab):
     loop's finiteness check stops the run (RunDiverged) instead of saving garbage, and the record says why."""
     from app import pipeline
 
-    job = lab.submit("s1", "unlearn", "diverge", {"method": "ga", "spec": CLASS_1, "seed": 0,
-                                                 "config": {"lr": 0.1, "epochs": 50, "batch_size": 8}},
+    job = lab.submit("s1", "unlearn", "diverge",
+                     pipeline.run_request("ga", {"lr": 0.1, "epochs": 50, "batch_size": 8}, CLASS_1),
                      pipeline.unlearn_work)
     snap = lab.wait(job.id, 300)
     assert snap["status"] == "failed" and snap["error"].startswith("RunDiverged"), snap["error"]
@@ -143,10 +145,10 @@ def test_a_diverging_run_stops_itself_and_says_so(lab):
 
 KILLED_SERVER = r"""
 import os, sys, time
+import engine
 from app import pipeline, store
 from app.jobs import manager
-job = pipeline.submit_run("victim", "retrain", {"epochs": 3}, {"classes": [2], "fraction": None, "sample_ids": [],
-                                                               "seed": 0})
+job = pipeline.submit_run("victim", pipeline.run_request("retrain", {"epochs": 3}, engine.ForgetSpec(classes=(2,))))
 while manager().snapshot(job.id)["stage"] != "retrain":
     time.sleep(0.05)
 print("RUNNING", flush=True)

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from engine import METHODS, make_config
-from tests.test_methods import CPU, tiny  # noqa: F401  (the tiny fixture)
+
+CPU = torch.device("cpu")
 
 
-def test_zero_guidance_freezes_weights_through_wsscl(tiny):  # noqa: F811
+def test_zero_guidance_freezes_weights_through_wsscl(tiny):
     dataset, split, model = tiny
     config = make_config("wsscl", guidance="hard", sparsity=0.3, epochs=2, retain_weight_decay=0.05)
     result = METHODS["wsscl"].unlearn(model, dataset, split, config, device=CPU, seed=0)

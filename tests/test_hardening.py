@@ -109,10 +109,10 @@ def test_a_good_upload_becomes_the_original_of_my_runs_only(lab):
 
     manager = JobManager("uploads")
     try:
-        spec = {"classes": [3], "fraction": None, "sample_ids": [], "seed": 0}
-        job = manager.submit("me", "unlearn", "mine", {"method": "ft", "spec": spec, "seed": 0,
-                                                      "config": pipeline.default_config("ft"),
-                                                      "original": str(path)}, pipeline.unlearn_work)
+        spec = engine.ForgetSpec(classes=(3,))
+        job = manager.submit("me", "unlearn", "mine",
+                             pipeline.run_request("ft", pipeline.default_config("ft"), spec, original=path),
+                             pipeline.unlearn_work)
         snap = manager.wait(job.id, 300)
     finally:
         manager.shutdown()
@@ -196,11 +196,11 @@ def test_a_forget_set_of_one_sample_gives_a_sensible_result_with_insights(lab):
 
     dataset, _ = lab
     one = int(engine.training_indices(dataset, 0)[0])
-    spec = {"classes": [], "fraction": None, "sample_ids": [one], "seed": 0}
+    spec = engine.ForgetSpec(sample_ids=(one,))
     manager = JobManager("one")
     try:
-        job = manager.submit("me", "unlearn", "one", {"method": "wsscl", "spec": spec, "seed": 0,
-                                                     "config": pipeline.default_config("wsscl")}, pipeline.unlearn_work)
+        job = manager.submit("me", "unlearn", "one", pipeline.run_request("wsscl", pipeline.default_config("wsscl"), spec),
+                             pipeline.unlearn_work)
         snap = manager.wait(job.id, 400)
     finally:
         manager.shutdown()

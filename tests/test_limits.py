@@ -123,15 +123,15 @@ def test_job_manager_forgets_old_ended_jobs_but_never_live_ones():
 
 
 def test_original_metrics_cache_is_bounded(monkeypatch):
-    from app import pipeline
+    from engine import workflow
 
     dataset = engine.load_dataset("fashion-mini")
     model, _ = engine.load_original(dataset)
-    monkeypatch.setattr(pipeline, "EVAL_CACHE_LIMIT", 2)
-    monkeypatch.setattr(pipeline, "_EVAL_CACHE", {})
+    monkeypatch.setattr(workflow, "EVAL_CACHE_LIMIT", 2)
+    monkeypatch.setattr(workflow, "_EVAL_CACHE", {})
     for c in (3, 4, 5):
-        spec = {"classes": [c], "fraction": None, "sample_ids": [], "seed": 0}
-        split = engine.make_split(dataset, engine.ForgetSpec.from_dict(spec))
-        metrics = pipeline.original_metrics(model, dataset, split, spec, engine.resolve_device("cpu"))
+        spec = engine.ForgetSpec(classes=(c,))
+        split = engine.make_split(dataset, spec)
+        metrics = workflow.original_metrics(model, dataset, split, engine.resolve_device("cpu"))
         assert metrics["UA"] < 50                                  # the original still knows class c
-    assert len(pipeline._EVAL_CACHE) == 2
+    assert len(workflow._EVAL_CACHE) == 2

@@ -35,9 +35,8 @@ def test_two_sessions_queue_and_stay_isolated(lab):
 
     jobs = {}
     for owner, forgotten in (("alice", 3), ("bob", 7)):
-        spec = {"classes": [forgotten], "fraction": None, "sample_ids": [], "seed": 0}
-        jobs[owner] = lab.submit(owner, "unlearn", f"{owner}", {"method": "ft", "spec": spec, "seed": 0,
-                                                                "config": pipeline.default_config("ft")},
+        spec = engine.ForgetSpec(classes=(forgotten,))
+        jobs[owner] = lab.submit(owner, "unlearn", f"{owner}", pipeline.run_request("ft", pipeline.default_config("ft"), spec),
                                  pipeline.unlearn_work)
     assert lab.snapshot(jobs["bob"].id)["status"] == "queued"                 # one device: bob waits
     done = {owner: lab.wait(job.id, 300) for owner, job in jobs.items()}

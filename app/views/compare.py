@@ -26,7 +26,7 @@ for r in runs:
                  "run": r["id"].split("/")[-1]})
 table = pd.DataFrame(rows)
 st.dataframe(table, hide_index=True, width="stretch",
-             column_config={k: st.column_config.NumberColumn(k, format="%.1f") for k in ("UA", "RA", "TA", "MIA", "seconds")}
+             column_config={k: st.column_config.NumberColumn(k, format="%.1f") for k in (*ui.METRIC_KEYS, "seconds")}
              | {"Avg. Gap": st.column_config.NumberColumn("Avg. Gap ↓", format="%.2f",
                                                           help="Mean |run − Retrain| over UA, RA, TA, MIA")})
 st.caption("UA = 100 − forget accuracy and MIA-Efficacy: higher = more forgotten. Avg. Gap: lower = closer to Retrain.")

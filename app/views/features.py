@@ -51,12 +51,12 @@ for k, name in enumerate(models):
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
-def run_models(path: str, dataset_name: str, spec_key: str):
+def run_models(path: str, dataset_name: str, key: str, _spec):      # cached by the spec's key
     """Read-only models for the click panel: original, this run's, Retrain (when it exists)."""
     data = resources.dataset()
     loaded = {"original": resources.original()[0]}
     loaded["unlearned"], _ = engine.load_checkpoint(f"{path}/model.safetensors", device=resources.device())
-    ref, _ = pipeline.reference_checkpoint(data.name, run.get("spec") or {})
+    ref, _ = pipeline.reference_checkpoint(data.name, _spec)
     if ref is not None:
         loaded["retrained"], _ = engine.load_checkpoint(ref, device=resources.device())
     return loaded
@@ -66,7 +66,8 @@ if selected:
     chosen = list(dict.fromkeys(selected))[:8]
     st.markdown(f"**Selected images** ({len(selected)}; first {len(chosen)} shown) and what each model predicts:")
     data = resources.dataset()
-    loaded = run_models(run["path"], data.name, str(run.get("spec")))
+    spec = ui.run_spec(run)
+    loaded = run_models(run["path"], data.name, spec.key(), spec)
     images = data.train_images[chosen]
     predictions = {n: engine.predict(mdl, images, device=resources.device()) for n, mdl in loaded.items()}
     cols = st.columns(len(chosen))

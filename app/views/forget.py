@@ -1,5 +1,4 @@
 """Choose what to forget: whole classes, hand-picked images, a region of the feature map, or a random fraction."""
-import json
 
 import numpy as np
 import pandas as pd
@@ -22,9 +21,8 @@ choice = choice or current
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def forget_ids(spec_json: str) -> np.ndarray:
-    spec = engine.ForgetSpec.from_dict(json.loads(spec_json))
-    return engine.make_split(resources.dataset(), spec).forget
+def forget_ids(key: str, _spec: engine.ForgetSpec) -> np.ndarray:     # cached by the spec's key
+    return engine.make_split(resources.dataset(), _spec).forget
 
 
 # ---------------------------------------------------------------------------------------------- classes
@@ -128,7 +126,7 @@ if spec is None:
     st.info("Nothing chosen yet.")
 else:
     try:
-        ids = forget_ids(json.dumps(spec, sort_keys=True))
+        ids = forget_ids(spec.key(), spec)
     except ValueError as error:
         st.error(str(error))
         ids = np.array([], dtype=np.int64)
@@ -137,7 +135,7 @@ else:
     with left:
         st.metric(ui.spec_summary(spec, names), f"{len(ids):,} images")
         st.dataframe(pd.DataFrame({"class": names, "images": counts})[counts > 0], hide_index=True, width="stretch")
-        if spec.get("sample_ids"):
+        if spec.sample_ids:
             remove = st.multiselect("Remove classes from the set", [c for c in range(len(names)) if counts[c]],
                                     format_func=lambda c: names[c], key="remove-classes")
             c1, c2 = st.columns(2)
@@ -151,7 +149,7 @@ else:
         preview = ids[:: max(1, len(ids) // 48)][:48]
         st.image(resources.thumbnails(tuple(int(i) for i in preview), 12), width="stretch",
                  caption=f"{len(preview)} of {len(ids):,} images" if len(ids) > len(preview) else None)
-    ref, _ = resources.reference_metrics(json.dumps(spec, sort_keys=True), spec)
+    ref, _ = resources.reference_metrics(spec)
     st.caption("Exact unlearning (Retrain) for this set: " + ("precomputed ✓" if ref else
                "not precomputed — it will be computed in the background after your run (≈ 1.5 min on this CPU)."))
     st.page_link("views/run.py", label="Next: run unlearning", icon=":material/play_arrow:")

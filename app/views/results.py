@@ -1,6 +1,4 @@
 """Results: the four gauges against Retrain, Avg. Gap, run time, per-class accuracy, confusion matrices."""
-import json
-
 import numpy as np
 import streamlit as st
 
@@ -14,21 +12,18 @@ if run is None:
     st.stop()
 
 names = resources.dataset().classes
-spec = run.get("spec") or run.get("forget")
+spec = ui.run_spec(run)
 metrics, original = run["metrics"], run.get("original_metrics") or {}
 reference, source = run.get("reference_metrics"), run.get("reference_source", "")
 if reference is None:   # a background Retrain may have finished since the run
-    reference, source = resources.reference_metrics(json.dumps(spec, sort_keys=True), spec)
+    reference, source = resources.reference_metrics(spec)
 
 st.markdown(f"**{run.get('label')}** on **{run.get('spec_text')}** · {run.get('device')} · seed {run.get('seed')}"
             + (" · *fast mode*" if run.get("fast") else ""))
 if reference is None:
-    from app import store
-
-    key = store.spec_key(spec)
-    pending = [j for j in ui.active_jobs() if j["kind"] == "reference" and store.spec_key(j["params"]["spec"]) == key]
+    pending = pipeline.pending_reference(spec)
     if pending:
-        where = "running now" if pending[0]["position"] == 0 else f"#{pending[0]['position']} in the queue"
+        where = "running now" if pending["position"] == 0 else f"#{pending['position']} in the queue"
         st.info(f"Exact unlearning (Retrain) for this forget set is being computed in the background ({where}). "
                 "The Retrain marks and the Avg. Gap fill in when it finishes.")
     else:
@@ -52,7 +47,7 @@ gap = None
 if reference:
     import engine
 
-    gap = engine.avg_gap({k: metrics[k] for k in ui.METRIC_KEYS}, {k: reference[k] for k in ui.METRIC_KEYS})
+    gap = engine.avg_gap(engine.gap_scores(metrics), engine.gap_scores(reference))
 m = st.columns(4)
 m[0].metric("Avg. Gap to Retrain", ui.fmt(gap, 2) if gap is not None else "pending",
             help="Mean |run − Retrain| over UA, RA, TA, MIA-Efficacy. Lower = closer to exact unlearning.")
@@ -79,7 +74,7 @@ series = {"original": original.get("per_class_test_acc") or [None] * len(names),
           "unlearned": metrics["per_class_test_acc"]}
 if reference and reference.get("per_class_test_acc"):
     series["retrain"] = reference["per_class_test_acc"]
-st.plotly_chart(charts.per_class_bars(names, series, spec.get("classes") or []), key="per-class")
+st.plotly_chart(charts.per_class_bars(names, series, list(spec.classes)), key="per-class")
 
 st.subheader("Confusion matrix (test set)")
 options = ["unlearned", "original"] + (["retrain"] if reference and reference.get("confusion") else [])
@@ -98,6 +93,6 @@ if history:
         st.plotly_chart(fig, key="losses")
 
 with st.expander("Configuration and record"):
-    st.json({k: run.get(k) for k in ("method", "config", "seed", "spec", "split", "device", "seconds", "status",
+    st.json({k: run.get(k) for k in ("method", "config", "seed", "forget", "split", "device", "seconds", "status",
                                       "insights", "path")}, expanded=False)
 st.caption("Next: " + " · ".join(["weight saliency", "feature space", "privacy"]) + " — in the sidebar.")

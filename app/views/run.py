@@ -1,6 +1,4 @@
 """Run: pick a method, adjust its hyperparameters (a form generated from its config), start, watch it live."""
-import json
-
 import streamlit as st
 
 from app import pipeline, resources, settings, state, ui
@@ -26,8 +24,7 @@ method = st.selectbox("Method", order, format_func=lambda m: methods[m].label,
 st.caption(methods[method].summary)
 
 fields = pipeline.config_fields(method)
-kind = (None if spec is None else "class" if spec.get("classes") else
-        "random" if spec.get("fraction") is not None else "samples")
+kind = spec.kind if spec is not None else None
 defaults = pipeline.default_config(method, kind)
 with st.expander("Hyperparameters — tuned defaults" + (" (shrunk: fast mode)" if settings.FAST else "")
                  + "; open to experiment", expanded=False):
@@ -88,18 +85,18 @@ if start and spec is not None:
     try:
         import engine
 
-        engine.make_config(method, **values)          # the engine's own validation, with its message
-        engine.make_split(resources.dataset(), engine.ForgetSpec.from_dict(spec))   # empty / every class: refused
+        # the config is built and validated once, here; the engine runs this very object
+        request = pipeline.run_request(method, values, spec, int(seed), original=state.get("original_upload"))
+        engine.make_split(resources.dataset(), spec)   # empty / every class: refused before queueing
     except ValueError as error:
         st.error(f"Not started: {error}")
     else:
-        job = pipeline.submit_run(state.session_id(), method, values, spec, int(seed),
-                                  original=state.get("original_upload"))
+        job = pipeline.submit_run(state.session_id(), request)
         state.add_job(job.id)
         st.toast("Run queued — it starts as soon as the device is free.")
 
 if spec is not None:
-    ref, source = resources.reference_metrics(json.dumps(spec, sort_keys=True), spec)
+    ref, source = resources.reference_metrics(spec)
     st.caption("Retrain reference: " + (f"{source} ✓ (UA {ref['UA']:.1f} · RA {ref['RA']:.1f} · TA {ref['TA']:.1f} · "
                                         f"MIA {ref['MIA']:.1f})" if ref else
                                         "none yet — computed in the background after the run; comparisons fill in."))

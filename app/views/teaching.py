@@ -3,13 +3,14 @@ from pathlib import Path
 
 import streamlit as st
 
+import engine
 from app import charts, pipeline, resources, settings, state, store, ui
 
 TOUR_CLASS = 1   # Trouser: a distinctive class, so every picture is clear
 
 st.title("Guided tour")
 names = resources.dataset().classes
-spec = {"classes": [TOUR_CLASS], "fraction": None, "sample_ids": [], "seed": 0}
+spec = engine.ForgetSpec(classes=(TOUR_CLASS,))
 
 
 PREPARED = Path(__file__).resolve().parent.parent / "tour" / "run"   # shipped: python -m scripts.build_tour_run
@@ -23,7 +24,7 @@ def tour_run():
             return record
     for r in store.list_runs():
         if r.get("status") == "finished" and r.get("method") == pipeline.default_method() \
-                and (settings.FAST or not r.get("fast")) and (r.get("spec") or {}).get("classes") == [TOUR_CLASS] \
+                and (settings.FAST or not r.get("fast")) and ui.run_spec(r) == spec \
                 and r.get("insights") == "ready":
             return r
     return None
@@ -36,8 +37,9 @@ if run is None:
     ui.job_panel("tour")
     if not ui.active_jobs(state.session_id()):
         if st.button("Prepare the tour run", type="primary"):
-            job = pipeline.submit_run(state.session_id(), pipeline.default_method(),
-                                      pipeline.default_config(pipeline.default_method(), "class"), spec, 0)
+            method = pipeline.default_method()
+            job = pipeline.submit_run(state.session_id(),
+                                      pipeline.run_request(method, pipeline.default_config(method, spec.kind), spec))
             state.add_job(job.id)
             st.rerun()
     st.stop()

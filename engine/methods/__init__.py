@@ -45,35 +45,48 @@ METHODS: dict[str, MethodInfo] = {
 }
 
 
-# Defaults that differ by forget setting ("class", "random", "samples"), chosen per setting on the validation
-# score like the papers' per-setting grid searches (docs/tuning.md): whole classes need a stronger forgetting
-# stage than a random subset, whose samples the retained data still explains.
-SETTING_DEFAULTS: dict[str, dict[str, dict]] = {
-    # Class-wise (validation hold-out + forget-set UA/MIA only; test set unused; classes 1 and 3, seed 0):
-    # with the uniform pseudo-label a forgotten class's prediction only becomes *uncertain*, and the argmax often
-    # stays right (Trouser: UA 14 %); batch norm in train mode on single-class batches learns the forgetting
-    # under statistics the evaluated model never sees. Pushing the label's probability to 0 (uniform_others)
-    # with frozen batch-norm statistics forgets both classes (UA 100 / MIA 100) — docs/tuning.md.
-    # The repair's lr (0.05 class-wise, 0.03 random) is the grid's choice per setting (scripts/tune_methods.py).
-    "wsscl": {"class": {"pseudo_label": "uniform_others", "forget_batch_norm": "eval", "retain_lr": 0.05}},
-    # The baselines' class-wise lr and epochs, from the same grid (a class needs a much stronger push than a
-    # random subset, whose samples the retained data still explains).
-    "ft": {"class": {"lr": 0.1}},
-    "ga": {"class": {"lr": 1e-3, "epochs": 2}},
-    "rl": {"class": {"lr": 0.1}},
-    "salun": {"class": {"lr": 0.1, "epochs": 3}},
-    "l1_sparse": {"class": {"lr": 0.1, "epochs": 2}},
-    "scrub": {"class": {"lr": 5e-3}},
-}
+def _check_defaults(info: MethodInfo) -> None:
+    """A config's SETTINGS / FAST may only name its own fields: a renamed field fails here, at import."""
+    known = {f.name for f in config_fields(info.config_class)}
+    named = set(info.config_class.FAST) | {k for values in info.config_class.SETTINGS.values() for k in values}
+    if named - known:
+        raise TypeError(f"{info.config_class.__name__}: SETTINGS/FAST name {sorted(named - known)}, not fields")
+
+
+for _info in METHODS.values():
+    _check_defaults(_info)
+
+
+# name → setting → overrides: a read-only view gathered from the config classes (their SETTINGS are the home).
+SETTING_DEFAULTS: dict[str, dict[str, dict]] = {name: info.config_class.SETTINGS for name, info in METHODS.items()
+                                                if info.config_class.SETTINGS}
 
 
 def setting_defaults(method_name: str, forget_kind: str | None) -> dict:
     """The overrides of ``method_name``'s defaults for a forget setting (kind of `ForgetSpec`); {} if none."""
-    return dict(SETTING_DEFAULTS.get(method_name, {}).get(forget_kind or "", {}))
+    return dict(METHODS[method_name].config_class.SETTINGS.get(forget_kind or "", {})) if method_name in METHODS else {}
+
+
+def form_defaults(method_name: str, forget_kind: str | None = None, *, fast: bool = False) -> dict:
+    """A form's starting values: the method's defaults for the forget setting; with ``fast``, numbers capped by
+    the config's FAST values (shrunk, never enlarged, kept within the field's bounds)."""
+    cls = METHODS[method_name].config_class
+    setting = setting_defaults(method_name, forget_kind)
+    values = {}
+    for f in config_fields(cls):
+        value = setting.get(f.name, f.default)
+        if fast and f.name in cls.FAST and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = min(value, type(f.default)(cls.FAST[f.name]))
+            if f.min is not None:
+                value = max(value, f.min)
+            if f.max is not None:
+                value = min(value, f.max)
+        values[f.name] = value
+    return values
 
 
 def make_config(method_name: str, *, forget_kind: str | None = None, **overrides) -> MethodConfig:
-    """The config of ``method_name``: its defaults for ``forget_kind`` (see `SETTING_DEFAULTS`), then ``overrides``.
+    """The config of ``method_name``: its defaults for ``forget_kind`` (its config's SETTINGS), then ``overrides``.
 
     Raises:
         ValueError: an unknown method or key, or a value out of bounds.
@@ -89,4 +102,4 @@ def make_config(method_name: str, *, forget_kind: str | None = None, **overrides
 
 
 __all__ = ["METHODS", "MethodInfo", "MethodConfig", "ConfigField", "UnlearnResult", "config_fields", "make_config",
-           "setting_defaults", "SETTING_DEFAULTS"]
+           "setting_defaults", "form_defaults", "SETTING_DEFAULTS"]

@@ -56,7 +56,15 @@ class ConfigField:
 
 @dataclass(frozen=True)
 class MethodConfig:
-    """Base of every method config: validates types, bounds and choices at construction."""
+    """Base of every method config: validates types, bounds and choices at construction.
+
+    A subclass may set two plain class attributes (not fields), read generically by the registry:
+    ``SETTINGS`` — per forget setting ("class" / "random" / "samples"), the defaults that differ from the fields';
+    ``FAST`` — caps for the app's fast mode. Both may name only the config's own fields (checked at import).
+    """
+
+    SETTINGS = {}
+    FAST = {}
 
     def __post_init__(self):
         for item in dataclasses.fields(self):

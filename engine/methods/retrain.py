@@ -16,6 +16,10 @@ from engine.training import RECIPES, train_model
 
 @dataclass(frozen=True)
 class RetrainConfig(MethodConfig):
+    # One recipe for every forget setting.
+    SETTINGS = {}
+    # Fast mode (the app's UNLEARNING_LAB_FAST=1): caps that make a run take seconds; a smaller default stays.
+    FAST = {"epochs": 1}
     epochs: int = option(20, "training epochs (20 = the original recipe; fewer is faster but not exact)",
                          min=1, max=200)
 

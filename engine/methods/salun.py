@@ -17,7 +17,12 @@ from engine.saliency import guidance_weights, layer_summary, saliency_scores
 
 @dataclass(frozen=True)
 class SalUnConfig(MethodConfig):
-    # lr and epochs: the grid's random-10 % choice (scripts/tune_methods.py, docs/tuning.md); class-wise: SETTING_DEFAULTS
+    # Class-wise lr and epochs from the same grid (a class needs a much stronger push than a random subset, whose
+    # samples the retained data still explains).
+    SETTINGS = {"class": {"lr": 0.1, "epochs": 3}}
+    # Fast mode (the app's UNLEARNING_LAB_FAST=1): caps that make a run take seconds; a smaller default stays.
+    FAST = {"epochs": 1, "retain_fraction": 0.5}
+    # lr and epochs: the grid's random-10 % choice (scripts/tune_methods.py, docs/tuning.md); class-wise: SETTINGS above
     lr: float = option(1e-3, "learning rate of both rounds", min=1e-5, max=1.0)
     epochs: int = option(2, "epochs of {random-label round, retain round}", min=1, max=50)
     batch_size: int = option(128, "batch size of both rounds", min=8, max=1024)
