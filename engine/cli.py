@@ -349,6 +349,12 @@ class TqdmProgress:
             self.bar.close()
             self.bar = None
 
+    def __enter__(self) -> "TqdmProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()   # also when the run fails, so the error line is not glued to a half-drawn bar
+
 
 # ------------------------------------------------------------------------------------ main
 _ENGINE = Path(__file__).resolve().parent
@@ -381,7 +387,7 @@ def build_parser() -> Parser:
     parser = Parser(prog="python -m engine", description="The machine-unlearning engine.")
     subcommands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name, (add_arguments, run) in commands().items():
-        sub = subcommands.add_parser(name, help=(run.__doc__ or "").strip().splitlines()[0])
+        sub = subcommands.add_parser(name, help=((run.__doc__ or "").strip().splitlines() or [""])[0])
         add_arguments(sub)
         sub.set_defaults(run=run)
     return parser

@@ -47,12 +47,11 @@ def run_train(args: argparse.Namespace) -> int:
     recipe = RECIPES[args.architecture]
     if args.epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=args.epochs)
-    progress = TqdmProgress()
     start = time.perf_counter()
-    path, _ = train_and_save(dataset, args.out, forget=spec, architecture=args.architecture, recipe=recipe,
-                             device=device, seed=args.seed, split_seed=args.split_seed, overwrite=args.force,
-                             on_progress=progress)
-    progress.close()
+    with TqdmProgress() as progress:
+        path, _ = train_and_save(dataset, args.out, forget=spec, architecture=args.architecture, recipe=recipe,
+                                 device=device, seed=args.seed, split_seed=args.split_seed, overwrite=args.force,
+                                 on_progress=progress)
     record = read_sidecar(path)
     payload = {**record["metrics"], "seconds": time.perf_counter() - start, "train_seconds": record["seconds"],
                "checkpoint": str(path), "device": record["device"]}

@@ -71,10 +71,9 @@ def run_unlearn(args: argparse.Namespace) -> int:
     config = make_config(args.method, forget_kind=spec.kind, **parse_overrides(args.set))
     model = load_model(dataset, args.checkpoint, device)
     reference = load_fitting("--reference", args.reference, dataset, device)[0] if args.reference else None
-    progress = TqdmProgress()
-    outcome = run_unlearning(args.method, model, dataset, split, config, device=device, seed=args.seed,
-                             on_progress=progress, reference=reference, split_seed=args.split_seed)
-    progress.close()
+    with TqdmProgress() as progress:
+        outcome = run_unlearning(args.method, model, dataset, split, config, device=device, seed=args.seed,
+                                 on_progress=progress, reference=reference, split_seed=args.split_seed)
     payload = {**outcome.evaluation.to_dict(outcome.reference_scores), "avg_gap": outcome.avg_gap,
                "reference": outcome.reference_scores, "seconds": outcome.result.seconds, "method": args.method,
                "config": outcome.result.config, "seed": args.seed, "forget": spec.to_dict(),
