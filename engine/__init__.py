@@ -2,8 +2,8 @@
 
 The app uses the engine only through the names exported here. Nothing in the engine imports streamlit.
 """
-from engine.checkpoints import (CheckpointError, load_checkpoint, load_state_file, read_sidecar, save_checkpoint,
-                                versions, write_json_atomic)
+from engine.checkpoints import (CheckpointError, ModelCheck, check_model, load_checkpoint, load_state_file, read_sidecar,
+                                save_checkpoint, size_text, versions, write_json_atomic)
 from engine.data import DATASET_NAMES, ImageDataset, augment, from_arrays, load_dataset, to_float
 from engine.evaluation import Evaluation, SplitOutputs, evaluate, evaluate_outputs, split_outputs
 from engine.metrics import GAP_KEYS, accuracy, avg_gap, confusion_matrix, mean_and_std, per_class_accuracy
