@@ -11,8 +11,9 @@ that refuse a bad value while parsing, the output check that runs before any wor
 
 Every bad input ends as one line ``error: ...`` on stderr naming the flag and the value, exit code 2. Outputs
 are checked before anything is loaded or trained: an existing file is replaced only with ``--force``, nothing
-under the repository's ``assets/`` is ever replaced (a new checkpoint may be written there), and a checkpoint's
-sidecar is never replaced by ``--json``.
+under the repository's ``assets/`` is ever replaced (a new checkpoint may be written there), a checkpoint's
+sidecar is never replaced by ``--json``, ``--json`` needs an existing writable folder, and a folder that
+``train --out`` / ``bench --out`` would create needs a writable ancestor.
 """
 from __future__ import annotations
 
@@ -298,7 +299,8 @@ def check_outputs(args: argparse.Namespace) -> None:
             elif path.exists() and not args.force:
                 raise UsageError(f"{where}: {path} exists; refusing to overwrite it (pass --force to replace it)")
             parent = path.parent
-            if kind == "prefix":   # bench makes its output folder; its nearest existing ancestor must be writable
+            if kind in ("prefix", "checkpoint"):   # these make their folder (documented: --out runs/original);
+                # its nearest existing ancestor must be a writable folder
                 while not parent.exists() and parent != parent.parent:
                     parent = parent.parent
             if not parent.exists():
