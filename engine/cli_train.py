@@ -10,8 +10,9 @@ import dataclasses
 import time
 from pathlib import Path
 
-from engine.cli import (MAX_EPOCHS, TqdmProgress, add_data_arguments, add_forget_arguments, add_output,
-                        forget_spec_from, integer, load_data, load_fitting, seed_number, split_from, write_json)
+from engine.cli import (TqdmProgress, add_data_arguments, add_forget_arguments, add_output, forget_spec_from, load_data,
+                        load_fitting, split_from, write_json)
+from engine.cli_types import MAX_EPOCHS, integer, seed_number
 
 
 def architecture(text: str) -> str:

@@ -17,8 +17,9 @@ import platform
 import time
 from pathlib import Path
 
-from engine.cli import (TqdmProgress, add_data_arguments, add_forget_arguments, add_output, bench_file, forget_spec_from,
-                        load_data, load_fitting, seed_number, split_from, write_json)
+from engine.cli import (TqdmProgress, add_data_arguments, add_forget_arguments, add_output, forget_spec_from, load_data,
+                        load_fitting, split_from, write_json)
+from engine.cli_types import bench_file, seed_number
 
 BENCH_CACHE = Path("runs/bench-cache")
 
