@@ -35,4 +35,5 @@ COPY --chown=user .streamlit .streamlit
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \
   CMD curl --fail http://localhost:8501/_stcore/health || exit 1
+# The entrypoint keeps XSRF and CORS protection on and exception details out of the page (see its header).
 ENTRYPOINT ["docker/entrypoint.sh"]

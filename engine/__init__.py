@@ -6,8 +6,9 @@ engine imports streamlit. Modules stay importable for the CLI, scripts and tests
 from engine.attacks import (ATTACK_SCORES, COMPARISONS, ROC_GRID, Distinguishability, PrivacyAttacks, RocCurve,
                             distinguishability, membership_scores, roc_curve, run_attacks, threshold_attacks)
 from engine.attribution import ATTRIBUTION_METHODS, Attributions, attribute, default_attribution_ids, explain
-from engine.checkpoints import (CheckpointError, json_default, load_checkpoint, load_state_file, read_sidecar,
-                                save_checkpoint, versions, write_json_atomic)
+from engine.checkpoints import (CheckpointError, ModelCheck, check_model, json_default, load_checkpoint,
+                                load_state_file, read_sidecar, save_checkpoint, size_text, versions,
+                                write_json_atomic)
 from engine.data import DATASET_NAMES, ImageDataset, augment, from_arrays, load_dataset, to_float
 from engine.distributions import load_score_distributions, score_distributions
 from engine.evaluation import Evaluation, SplitOutputs, evaluate, evaluate_outputs, split_outputs
@@ -42,7 +43,7 @@ __all__ = [
     "RECIPES", "TrainRecipe", "Outputs", "train_model", "predict", "place", "seed_everything",
     "resolve_device", "device_name",
     "CheckpointError", "save_checkpoint", "load_checkpoint", "load_state_file", "read_sidecar", "write_json_atomic",
-    "json_default", "versions",
+    "json_default", "versions", "ModelCheck", "check_model", "size_text",
     # the original model and Retrain references
     "load_original", "original_path", "train_from_scratch", "train_and_save", "retrain",
     "find_reference", "reference_path", "computed_reference_path", "locate_reference", "reference_metrics",

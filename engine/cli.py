@@ -1,52 +1,92 @@
-"""Command line: ``python -m engine {train,evaluate,...}``.
+"""Command line: ``python -m engine {train,evaluate,unlearn,bench}`` — the one place commands are registered.
 
     python -m engine train --dataset fashion-mini --out runs/original           # the original model
     python -m engine train --dataset fashion-mini --forget-classes 3 --out runs/retrain-3   # Retrain
     python -m engine evaluate --checkpoint assets/checkpoints/fashion-mini/original.safetensors \
         --forget-classes 3 --json out.json
 
-``--json`` writes the figures with keys UA, RA, TA, MIA, forget_test_acc, seconds, and avg_gap when a
-Retrain reference for the forget spec exists (shipped, or given with --reference).
+A command is an ``(add_arguments, run)`` pair in `commands()`; train/evaluate live in `engine.cli_train`,
+unlearn (and bench, for now) in `engine.cli_unlearn`. This module also holds what they share: the common
+arguments (their types, which refuse a bad value while parsing, are in `engine.cli_types`), the output check
+that runs before any work, and `main`.
+
+Every bad input ends as one line ``error: ...`` on stderr naming the flag and the value, exit code 2. Outputs
+are checked before anything is loaded or trained: an existing file is replaced only with ``--force``, nothing
+under the repository's ``assets/`` is ever replaced (a new checkpoint may be written there), a checkpoint's
+sidecar is never replaced by ``--json``, ``--json`` needs an existing writable folder, and a folder that
+``train --out`` / ``bench --out`` would create needs a writable ancestor.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+from engine.cli_types import device, folder, fraction, integer, sample_ids, seed_number
+
+Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
-def command(name: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
-    """Register a sub-command: ``add_arguments`` fills its parser, the decorated function runs it."""
-    def register(run: Callable[[argparse.Namespace], int]):
-        COMMANDS[name] = (add_arguments, run)
-        return run
-    return register
+def commands() -> dict[str, Command]:
+    """Every sub-command, name → (add_arguments, run). A new command is one line here."""
+    from engine import cli_train, cli_unlearn   # they import this module's helpers, so they come in late
+
+    return {
+        "train": (cli_train.train_arguments, cli_train.run_train),
+        "evaluate": (cli_train.evaluate_arguments, cli_train.run_evaluate),
+        "unlearn": (cli_unlearn.unlearn_arguments, cli_unlearn.run_unlearn),
+        "bench": (cli_unlearn.bench_arguments, cli_unlearn.run_bench),
+    }
 
 
-# ------------------------------------------------------------------------------------------- helpers
+class UsageError(Exception):
+    """A value on the command line that cannot be used; `main` prints it as one ``error:`` line, exit 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad value as one line (no usage block) and lets `main` choose the exit."""
+
+    def error(self, message: str):
+        raise UsageError(message.removeprefix("argument "))
+
+
+# ------------------------------------------------------------------------------------ shared arguments
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     from engine.data import DATASET_NAMES
 
     parser.add_argument("--dataset", default="fashion-mini", help=f"one of {', '.join(DATASET_NAMES)}")
-    parser.add_argument("--data-root", default=None, help="folder of the dataset files (default $UNLEARNING_LAB_DATA or ./data)")
+    parser.add_argument("--data-root", type=folder, default=None,
+                        help="folder of the dataset files (default $UNLEARNING_LAB_DATA or ./data)")
     parser.add_argument("--download", action="store_true", help="let torchvision download missing files")
-    parser.add_argument("--split-seed", type=int, default=0, help="seeds the validation hold-out")
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--split-seed", type=seed_number, default=0, help="seeds the validation hold-out")
+    parser.add_argument("--device", type=device, default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
 
 
 def add_forget_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
-    group.add_argument("--forget-classes", type=int, nargs="+", help="forget these whole classes")
-    group.add_argument("--forget-fraction", type=float, help="forget a random fraction of the training set, in (0, 1)")
-    group.add_argument("--forget-ids", type=Path, help="file of training-pool sample ids (whitespace/comma separated, or JSON list)")
-    parser.add_argument("--forget-seed", type=int, default=0, help="seeds the random fraction")
+    group.add_argument("--forget-classes", type=integer(0, 9999), nargs="+", help="forget these whole classes")
+    group.add_argument("--forget-fraction", type=fraction, help="forget a random fraction of the training set, in (0, 1)")
+    group.add_argument("--forget-ids", type=sample_ids, metavar="FILE",
+                       help="file of training-pool sample ids (whitespace/comma separated, or a JSON list)")
+    parser.add_argument("--forget-seed", type=seed_number, default=0, help="seeds the random fraction")
+
+
+def add_output(parser: argparse.ArgumentParser, flag: str, kind: str, **kwargs) -> None:
+    """An output path, checked by `check_outputs` before the command runs. ``kind``: "file" (written whole),
+    "folder" (runs are created under it), "checkpoint" (OUT.safetensors + OUT.json), "prefix" (OUT.md + OUT.json).
+    The first output of a command also adds ``--force``."""
+    parser.add_argument(flag, type=Path, **kwargs)
+    outputs = parser.get_default("outputs")
+    if outputs is None:
+        parser.add_argument("--force", action="store_true", help="replace existing output files (never under assets/)")
+        outputs = ()
+    parser.set_defaults(outputs=(*outputs, (flag, kind)))
 
 
 def forget_spec_from(args: argparse.Namespace):
@@ -57,32 +97,119 @@ def forget_spec_from(args: argparse.Namespace):
     if args.forget_fraction is not None:
         return ForgetSpec(fraction=args.forget_fraction, seed=args.forget_seed)
     if args.forget_ids is not None:
-        if not args.forget_ids.is_file():
-            raise ValueError(f"--forget-ids file {args.forget_ids} does not exist")
-        text = args.forget_ids.read_text().strip()
-        try:
-            ids = json.loads(text) if text.startswith("[") else [int(tok) for tok in text.replace(",", " ").split()]
-        except ValueError as error:
-            raise ValueError(f"--forget-ids {args.forget_ids}: not a list of integers ({error})") from None
-        return ForgetSpec(sample_ids=tuple(int(i) for i in ids))
+        ids = args.forget_ids if isinstance(args.forget_ids, tuple) else sample_ids(str(args.forget_ids))
+        return ForgetSpec(sample_ids=ids)
     return None
+
+
+def split_from(args: argparse.Namespace, dataset, spec):
+    """`make_split` for the command line's forget spec; a spec that does not fit the dataset names its flag."""
+    from engine.splits import make_split
+
+    try:
+        return make_split(dataset, spec, args.split_seed)
+    except ValueError as error:
+        flag, value = (("--forget-classes", " ".join(map(str, args.forget_classes))) if args.forget_classes else
+                       ("--forget-fraction", args.forget_fraction) if args.forget_fraction is not None else
+                       ("--forget-ids", f"({len(spec.sample_ids)} ids)"))
+        raise UsageError(f"{flag} {value}: {error}") from None
 
 
 def load_data(args: argparse.Namespace):
     from engine.data import load_dataset
 
-    return load_dataset(args.dataset, root=args.data_root, download=args.download)
+    try:
+        return load_dataset(args.dataset, root=args.data_root, download=args.download)
+    except (ValueError, FileNotFoundError) as error:
+        raise UsageError(f"--dataset {args.dataset}: {error}") from None
 
 
+def load_fitting(flag: str, path: Path | None, dataset, device):
+    """A checkpoint given on the command line, refused unless it fits ``dataset`` (image channels, classes)."""
+    from engine.checkpoints import CheckpointError, load_checkpoint_for
+
+    try:
+        return load_checkpoint_for(path, dataset, device=device)
+    except CheckpointError as error:
+        raise CheckpointError(f"{flag} {path}: {error}") from None
+
+
+def _targets(value: Path, kind: str) -> list[Path]:
+    if kind == "checkpoint":   # the engine's naming: OUT.safetensors + OUT.json
+        return [value.with_suffix(".safetensors"), value.with_suffix(".json")]
+    if kind == "prefix":
+        return [value.parent / (value.name + ".md"), value.parent / (value.name + ".json")]
+    return [value]
+
+
+def _inside(path: Path, folder_: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder_.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an output that cannot or must not be written, before any work starts (see the module docstring)."""
+    seen: dict[Path, str] = {}
+    for flag, kind in getattr(args, "outputs", ()):
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is None:
+            continue
+        where = f"{flag} {value}"
+        for path in _targets(value, kind):
+            resolved = path.resolve()
+            if resolved in seen:
+                raise UsageError(f"{where}: {path} is also written by {seen[resolved]}")
+            seen[resolved] = flag + (" (the checkpoint's sidecar)" if kind == "checkpoint" and path.suffix == ".json"
+                                     else "")
+            if _inside(path, ASSETS) and (kind != "checkpoint" or path.exists()):
+                raise UsageError(f"{where}: never written under {ASSETS.name}/ (the shipped models and data)"
+                                 + (", not even with --force" if path.exists() else ""))
+            if kind == "folder":
+                if path.exists() and not path.is_dir():
+                    raise UsageError(f"{where}: is a file, not a folder")
+                if path.is_dir():
+                    if not os.access(path, os.W_OK | os.X_OK):
+                        raise UsageError(f"{where}: folder is not writable")
+                    continue
+            elif path.is_dir():
+                raise UsageError(f"{where}: {path} is a folder, not a file")
+            elif kind == "file" and path.suffix == ".json" and path.with_suffix(".safetensors").is_file():
+                raise UsageError(f"{where}: {path} is the sidecar of {path.with_suffix('.safetensors').name}; "
+                                 "choose another path")
+            elif path.exists() and not args.force:
+                raise UsageError(f"{where}: {path} exists; refusing to overwrite it (pass --force to replace it)")
+            parent = path.parent
+            if kind in ("prefix", "checkpoint"):   # these make their folder (documented: --out runs/original);
+                # its nearest existing ancestor must be a writable folder
+                while not parent.exists() and parent != parent.parent:
+                    parent = parent.parent
+            if not parent.exists():
+                raise UsageError(f"{where}: folder {parent} does not exist")
+            if not parent.is_dir():
+                raise UsageError(f"{where}: {parent} is not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UsageError(f"{where}: folder {parent} is not writable")
+
+
+# ------------------------------------------------------------------------------------ output and progress
 def write_json(path: Path | None, payload: dict) -> None:
+    """Print the figures, or write them to ``path`` (checked beforehand by `check_outputs`). If writing fails
+    at the end anyway (disk full), the figures still go to stdout so the run's result is not lost."""
     from engine.checkpoints import write_json_atomic
 
     text = json.dumps(payload, indent=2, default=lambda v: v.tolist() if isinstance(v, np.ndarray) else str(v))
     if path is None:
         print(text)
-    else:
+        return
+    try:
         write_json_atomic(path, json.loads(text), overwrite=True)
-        print(f"wrote {path}")
+    except OSError:
+        print(text)
+        raise
+    print(f"wrote {path}")
 
 
 class TqdmProgress:
@@ -107,124 +234,62 @@ class TqdmProgress:
             self.bar.close()
             self.bar = None
 
+    def __enter__(self) -> "TqdmProgress":
+        return self
 
-def reference_scores(dataset_name: str, spec, explicit: Path | None, dataset=None, split=None, device=None):
-    """Retrain metrics for ``spec``: from --reference (evaluated now) or the shipped sidecar; else None."""
-    from engine.checkpoints import load_checkpoint, read_sidecar
-    from engine.evaluation import evaluate
-    from engine.references import find_reference
-
-    if explicit is not None:
-        model, _ = load_checkpoint(explicit, device=device)
-        return evaluate(model, dataset, split, device=device).scores()
-    shipped = find_reference(dataset_name, spec)
-    if shipped is None:
-        return None
-    metrics = read_sidecar(shipped).get("metrics", {})
-    return {k: metrics[k] for k in ("UA", "RA", "TA", "MIA")} if all(k in metrics for k in ("UA", "RA", "TA", "MIA")) else None
+    def __exit__(self, *exc) -> None:
+        self.close()   # also when the run fails, so the error line is not glued to a half-drawn bar
 
 
-# ------------------------------------------------------------------------------------------ commands
-def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    add_data_arguments(parser)
-    add_forget_arguments(parser)
-    parser.add_argument("--architecture", default="small-cnn", help="small-cnn (CPU default) or resnet18")
-    parser.add_argument("--epochs", type=int, help="override the recipe's epochs")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, required=True, help="checkpoint path (.safetensors; a .json sidecar is written beside it)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
-    parser.add_argument("--json", type=Path, help="write the figures here")
+# ------------------------------------------------------------------------------------ main
+_ENGINE = Path(__file__).resolve().parent
 
 
-@command("train", _train_arguments)
-def run_train(args: argparse.Namespace) -> int:
-    """Train the original model, or (with a forget spec) Retrain on the retain set."""
-    import dataclasses
+def is_user_error(error: BaseException) -> bool:
+    """Which exceptions are the user's input rather than a bug (a bug keeps its traceback).
 
-    from engine.references import train_and_save
-    from engine.training import RECIPES, resolve_device
+    User errors: a bad command-line value (`UsageError`), a checkpoint that cannot be used (`CheckpointError`),
+    a run that diverged with the chosen hyperparameters (`RunDiverged`), the file system refusing a path
+    (`OSError`: missing, exists, permission, disk full), and a `ValueError` raised by the engine's own
+    validation (config bounds, forget specs, scenarios). A `ValueError` raised inside torch, numpy or
+    scikit-learn was not foreseen by any check, so it is treated as a bug."""
+    from engine.checkpoints import CheckpointError
+    from engine.progress import RunDiverged
 
-    dataset, spec, device = load_data(args), forget_spec_from(args), resolve_device(args.device)
-    if args.json is not None and args.json.resolve() == args.out.with_suffix(".json").resolve():
-        raise ValueError(f"--json {args.json} would overwrite the checkpoint's sidecar; choose another path")
-    if args.architecture not in RECIPES:
-        raise ValueError(f"unknown architecture {args.architecture!r}; choose one of {', '.join(RECIPES)}")
-    recipe = RECIPES[args.architecture]
-    if args.epochs is not None:
-        recipe = dataclasses.replace(recipe, epochs=args.epochs)
-    progress = TqdmProgress()
-    start = time.perf_counter()
-    path, evaluation = train_and_save(dataset, args.out, forget=spec, architecture=args.architecture, recipe=recipe,
-                                      device=device, seed=args.seed, split_seed=args.split_seed,
-                                      overwrite=args.overwrite, on_progress=progress)
-    progress.close()
-    from engine.checkpoints import read_sidecar
-
-    record = read_sidecar(path)
-    payload = {**record["metrics"], "seconds": time.perf_counter() - start, "train_seconds": record["seconds"],
-               "checkpoint": str(path), "device": record["device"]}
-    write_json(args.json, payload)
-    return 0
+    if isinstance(error, (UsageError, CheckpointError, RunDiverged, OSError)):
+        return True
+    if isinstance(error, ValueError):
+        frames = []
+        trace = error.__traceback__
+        while trace is not None:
+            frames.append(trace.tb_frame.f_code.co_filename)
+            trace = trace.tb_next
+        return bool(frames) and Path(frames[-1]).resolve().is_relative_to(_ENGINE)
+    return False
 
 
-def _evaluate_arguments(parser: argparse.ArgumentParser) -> None:
-    add_data_arguments(parser)
-    add_forget_arguments(parser, required=True)
-    parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--reference", type=Path, help="a Retrain checkpoint for the same forget spec (else the shipped one, if any)")
-    parser.add_argument("--json", type=Path, help="write the figures here")
-
-
-@command("evaluate", _evaluate_arguments)
-def run_evaluate(args: argparse.Namespace) -> int:
-    """All metrics of a checkpoint under a forget spec."""
-    from engine.checkpoints import load_checkpoint
-    from engine.evaluation import evaluate
-    from engine.models import spec_for
-    from engine.splits import make_split
-    from engine.training import resolve_device
-
-    dataset, spec, device = load_data(args), forget_spec_from(args), resolve_device(args.device)
-    split = make_split(dataset, spec, args.split_seed)
-    start = time.perf_counter()
-    from engine.checkpoints import read_sidecar
-
-    architecture = read_sidecar(args.checkpoint).get("model", {}).get("architecture", "small-cnn") \
-        if args.checkpoint.is_file() else "small-cnn"
-    model, _ = load_checkpoint(args.checkpoint, expected=spec_for(dataset, architecture), device=device)
-    evaluation = evaluate(model, dataset, split, device=device)
-    reference = reference_scores(dataset.name, spec, args.reference, dataset, split, device)
-    payload = {**evaluation.to_dict(reference), "seconds": time.perf_counter() - start,
-               "forget": spec.to_dict(), "dataset": dataset.name, "checkpoint": str(args.checkpoint)}
-    write_json(args.json, payload)
-    return 0
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m engine", description="The machine-unlearning engine.")
+    subcommands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for name, (add_arguments, run) in commands().items():
+        sub = subcommands.add_parser(name, help=((run.__doc__ or "").strip().splitlines() or [""])[0])
+        add_arguments(sub)
+        sub.set_defaults(run=run)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    _load_extra_commands()
-    parser = argparse.ArgumentParser(prog="python -m engine", description="The machine-unlearning engine.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, (add_arguments, run) in COMMANDS.items():
-        sub = commands.add_parser(name, help=(run.__doc__ or "").strip().splitlines()[0])
-        add_arguments(sub)
-        sub.set_defaults(run=run)
-    args = parser.parse_args(argv)
-    from engine.checkpoints import CheckpointError
-
+    """Parse, check the outputs, run; a user error is one ``error:`` line and exit code 2."""
     try:
+        args = build_parser().parse_args(argv)
+        check_outputs(args)
         return args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if not is_user_error(error):
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"error: {message}", file=sys.stderr)
         return 2
-
-
-def _load_extra_commands() -> None:
-    """Commands defined in other modules register themselves on import (e.g. unlearn, bench)."""
-    import importlib
-
-    for module in ("engine.cli_unlearn",):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as error:
-            if error.name != module:
-                raise

@@ -17,8 +17,9 @@ import platform
 import time
 from pathlib import Path
 
-from engine.cli import (TqdmProgress, add_data_arguments, add_forget_arguments, command, forget_spec_from, load_data,
-                        write_json)
+from engine.cli import (TqdmProgress, add_data_arguments, add_forget_arguments, add_output, forget_spec_from, load_data,
+                        load_fitting, split_from, write_json)
+from engine.cli_types import bench_file, seed_number
 
 BENCH_CACHE = Path("runs/bench-cache")
 
@@ -37,45 +38,43 @@ def parse_overrides(pairs: list[str] | None) -> dict:
     return overrides
 
 
-def _unlearn_arguments(parser: argparse.ArgumentParser) -> None:
+def unlearn_arguments(parser: argparse.ArgumentParser) -> None:
     from engine.methods import METHODS
 
     add_data_arguments(parser)
     add_forget_arguments(parser, required=True)
     parser.add_argument("--method", required=True, choices=list(METHODS))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_number, default=0)
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config field (repeatable)")
     parser.add_argument("--checkpoint", type=Path, help="the model to unlearn from (default: the shipped original)")
     parser.add_argument("--reference", type=Path, help="a Retrain checkpoint for the same forget spec")
-    parser.add_argument("--save-run", type=Path, metavar="ROOT", help="save checkpoint + run record under ROOT")
-    parser.add_argument("--json", type=Path, help="write the figures here")
+    add_output(parser, "--save-run", "folder", metavar="ROOT", help="save checkpoint + run record under ROOT")
+    add_output(parser, "--json", "file", help="write the figures here")
 
 
 def load_model(dataset, checkpoint: Path | None, device):
-    from engine.checkpoints import load_checkpoint
+    """The model to unlearn from: the shipped original, or ``--checkpoint`` if it fits the dataset."""
     from engine.references import load_original
 
     if checkpoint is None:
         return load_original(dataset, device=device)[0]
-    return load_checkpoint(checkpoint, device=device)[0]
+    return load_fitting("--checkpoint", checkpoint, dataset, device)[0]
 
 
-@command("unlearn", _unlearn_arguments)
 def run_unlearn(args: argparse.Namespace) -> int:
     """Unlearn a forget set with one method; print or write the figures."""
     from engine.methods import make_config
-    from engine.splits import make_split
     from engine.training import resolve_device
     from engine.unlearning import run_unlearning
 
     dataset, spec, device = load_data(args), forget_spec_from(args), resolve_device(args.device)
-    split = make_split(dataset, spec, args.split_seed)
+    split = split_from(args, dataset, spec)
     config = make_config(args.method, forget_kind=spec.kind, **parse_overrides(args.set))
     model = load_model(dataset, args.checkpoint, device)
-    progress = TqdmProgress()
-    outcome = run_unlearning(args.method, model, dataset, split, config, device=device, seed=args.seed,
-                             on_progress=progress, reference=args.reference, split_seed=args.split_seed)
-    progress.close()
+    reference = load_fitting("--reference", args.reference, dataset, device)[0] if args.reference else None
+    with TqdmProgress() as progress:
+        outcome = run_unlearning(args.method, model, dataset, split, config, device=device, seed=args.seed,
+                                 on_progress=progress, reference=reference, split_seed=args.split_seed)
     payload = {**outcome.evaluation.to_dict(outcome.reference_scores), "avg_gap": outcome.avg_gap,
                "reference": outcome.reference_scores, "seconds": outcome.result.seconds, "method": args.method,
                "config": outcome.result.config, "seed": args.seed, "forget": spec.to_dict(),
@@ -124,7 +123,7 @@ def reference_for(dataset, spec, split_seed: int, device) -> tuple[dict, float, 
     return {k: record["metrics"][k] for k in ("UA", "RA", "TA", "MIA")}, record["seconds"], str(path)
 
 
-def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+def bench_arguments(parser: argparse.ArgumentParser) -> None:
     from engine.methods import METHODS
 
     add_data_arguments(parser)
@@ -132,17 +131,15 @@ def _bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="methods to run (Retrain's row always comes from the references)")
     parser.add_argument("--scenarios", nargs="+", default=["class:1,3,6", "random:0.1"],
                         help="class:C[,C...] (one scenario, several classes) or random:FRACTION[@FORGET_SEED]")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1, 2])
     parser.add_argument("--paired", action="store_true",
                         help="class scenarios: run the k-th class with the k-th seed only (not every class × seed)")
     parser.add_argument("--set", action="append", metavar="METHOD.KEY=VALUE", help="override a config field")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench/benchmarks"),
-                        help="writes OUT.md and OUT.json")
-    parser.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+    add_output(parser, "--out", "prefix", default=Path("runs/bench/benchmarks"), help="writes OUT.md and OUT.json")
+    parser.add_argument("--merge", type=bench_file, nargs="+", metavar="JSON",
                         help="run nothing: merge the rows of earlier bench JSON files into one table")
 
 
-@command("bench", _bench_arguments)
 def run_bench(args: argparse.Namespace) -> int:
     """Methods × scenarios × seeds: UA, RA, TA, MIA-Efficacy, Avg. Gap, RTE; a Markdown table and JSON."""
     from engine.unlearning import bench_table, run_cell

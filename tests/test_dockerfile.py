@@ -24,7 +24,10 @@ def test_space_header_matches_the_image():
     assert f"EXPOSE {port}" in DOCKERFILE
     assert f"localhost:{port}/_stcore/health" in DOCKERFILE
     assert f"--server.port={port}" in ENTRYPOINT and "--server.address=0.0.0.0" in ENTRYPOINT
-    assert "--server.enableXsrfProtection=false" in ENTRYPOINT  # uploads on Spaces
+    # cross-origin protection on, exception details off (tests/test_cross_origin.py runs the script itself)
+    for flag in ("--server.enableXsrfProtection=true", "--server.enableCORS=true", "--client.showErrorDetails=none"):
+        assert flag in ENTRYPOINT, flag
+    assert "enableXsrfProtection=false" not in ENTRYPOINT and "enableCORS=false" not in ENTRYPOINT
     for key in ("title", "emoji", "short_description"):
         assert header.get(key), key
     assert len(header["short_description"]) <= 60

@@ -73,13 +73,97 @@ def test_uploaded_checkpoints_are_refused_with_a_clear_message(lab, tmp_path, mo
     }
     for name, (data, message) in cases.items():
         with pytest.raises(engine.CheckpointError) as refused:
-            uploads.accept(name, data, spec, dataset.name)
+            uploads.accept(name, data, spec, dataset.name, "me")
         assert message in str(refused.value), (name, str(refused.value))
+        assert str(refused.value).startswith(name) and "tmp" not in str(refused.value)   # the user's file, named
     assert not marker.exists()                                                 # the pickle's code never ran
     monkeypatch.setattr(uploads, "MAX_BYTES", len(good) - 1)
     with pytest.raises(engine.CheckpointError, match="the limit is"):
-        uploads.accept("big.safetensors", good, spec, dataset.name)
-    assert list(uploads.upload_dir().glob("*")) == []                          # nothing refused was kept
+        uploads.accept("big.safetensors", good, spec, dataset.name, "me")
+    assert [p for p in uploads.upload_dir().rglob("*") if p.is_file()] == []   # nothing refused was kept
+
+
+def test_uploads_must_hold_finite_floating_point_weights_that_give_finite_outputs(lab):
+    """Integer, boolean and complex state dicts, overflowing weights and a negative BatchNorm variance are
+    refused by the engine with the user's file name; a model that only guesses is kept, with a warning."""
+    from app import uploads
+
+    dataset, model = lab
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    floating = [k for k, v in state.items() if v.is_floating_point()]
+    variance = next(k for k in state if k.endswith("running_var"))
+    weight = next(k for k in floating if k.endswith("weight"))
+    cases = {
+        "ints.safetensors": ({k: v.round().long() if k in floating else v for k, v in state.items()},
+                             "holds int64 values; only floating-point weights are accepted"),
+        "bools.safetensors": ({k: (v > 0) if k in floating else v for k, v in state.items()}, "holds bool values"),
+        "complex.pt": ({k: v.to(torch.complex64) if k in floating else v for k, v in state.items()},
+                       "holds complex64 values"),
+        "times1e38.safetensors": ({k: v * 1e38 if k in floating else v for k, v in state.items()},
+                                  "gives NaN or infinite outputs on test images"),
+        "huge64.pt": ({**state, weight: state[weight].double() * 1e300}, "too large for torch.float32"),
+        "negvar.safetensors": ({**state, variance: -state[variance]}, f"{variance} holds a negative variance"),
+        "counter.safetensors": ({k: v.float() if k.endswith("num_batches_tracked") else v for k, v in state.items()},
+                                "must hold integers"),
+    }
+    for name, (weights, message) in cases.items():
+        with pytest.raises(engine.CheckpointError) as refused:
+            uploads.accept(name, state_bytes(weights, Path(name).suffix), model.spec, dataset.name, "me")
+        assert str(refused.value).startswith(name) and message in str(refused.value), (name, str(refused.value))
+    assert [p for p in uploads.upload_dir().rglob("*") if p.is_file()] == []
+
+    guessing = engine.build_model(model.spec)          # untrained: its accuracy is at chance
+    path = uploads.accept("untrained.pt", state_bytes(guessing.state_dict(), ".pt"), model.spec, dataset.name, "other")
+    assert path.is_file() and "chance is 10 %" in uploads.warning(path)
+    trained = uploads.accept("copy.pt", state_bytes(state, ".pt"), model.spec, dataset.name, "other")
+    assert uploads.warning(trained) is None
+
+
+def test_the_size_limit_message_states_both_sizes_exactly(lab, monkeypatch):
+    from app import uploads
+
+    dataset, model = lab
+    data = b"\0" * 4097
+    monkeypatch.setattr(uploads, "MAX_BYTES", 4096)
+    with pytest.raises(engine.CheckpointError) as refused:
+        uploads.accept("big.pt", data, model.spec, dataset.name, "me")
+    assert str(refused.value) == "big.pt is 4,097 bytes (0.0 MiB); the limit is 4,096 bytes (0.0 MiB)"
+    assert engine.size_text(200 * 2**20 + 1) == "209,715,201 bytes (200.0 MiB)"
+
+
+def test_uploads_are_kept_per_session_with_each_uploaders_name(lab):
+    """The same bytes from two sessions: two files, each with its own uploader's name; neither sees the other's."""
+    from app import uploads
+
+    dataset, model = lab
+    data = state_bytes({k: v.clone() for k, v in model.state_dict().items()}, ".safetensors")
+    first = uploads.accept("alice-secret-project.safetensors", data, model.spec, dataset.name, "alice")
+    second = uploads.accept("bob.safetensors", data, model.spec, dataset.name, "bob")
+    assert first != second and first.name == second.name
+    assert "alice" not in uploads.describe(second) and uploads.describe(second).startswith("bob.safetensors")
+    assert uploads.describe(first).startswith("alice-secret-project.safetensors")
+    with pytest.raises(ValueError, match="not a session id"):
+        uploads.accept("x.pt", data, model.spec, dataset.name, "../escape")
+
+
+def test_the_run_page_shows_an_uploaded_file_name_as_plain_text(lab):
+    """A name written as markdown (a remote image and a link) reaches the page only through st.text."""
+    from streamlit.testing.v1 import AppTest
+
+    dataset, model = lab
+    name = "![x](http://evil.example/x.png) [click](http://evil.example) **bold**.pt"
+    at = AppTest.from_file(str(APP), default_timeout=180)
+    at.run()
+    at.switch_page("views/run.py")
+    at.run()
+    at.get("file_uploader")[0].upload(name, state_bytes(model.state_dict(), ".pt"), "application/octet-stream")
+    at.run()
+    assert not at.exception
+    markdown = [e.value for kind in ("markdown", "success", "error", "warning", "info", "caption")
+                for e in at.get(kind)]
+    assert not [m for m in markdown if "evil.example" in m], markdown
+    assert any(text.value.startswith(name) for text in at.text), [t.value for t in at.text]
+    assert at.session_state["original_upload"]
 
 
 def test_the_engine_refuses_an_oversized_file_before_reading_it(tmp_path, monkeypatch):
@@ -100,9 +184,9 @@ def test_a_good_upload_becomes_the_original_of_my_runs_only(lab):
     dataset, model = lab
     tweaked = {k: v.clone() for k, v in model.state_dict().items()}
     data = state_bytes(tweaked, ".pt")
-    path = uploads.accept("my-model.pt", data, model.spec, dataset.name)
-    assert path.parent == uploads.upload_dir() and path.is_file()
-    assert uploads.accept("again.pt", data, model.spec, dataset.name) == path        # same bytes, same file
+    path = uploads.accept("my-model.pt", data, model.spec, dataset.name, "me")
+    assert path.parent == uploads.upload_dir("me") and path.is_file()
+    assert uploads.accept("again.pt", data, model.spec, dataset.name, "me") == path  # same bytes, same file
     loaded, record = engine.load_checkpoint(path)
     assert record["source_name"] == "my-model.pt" and record["kind"] == "uploaded original"
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in tweaked.items())

@@ -71,15 +71,21 @@ with st.expander("Use your own original model (optional)"):
     if upload is None:
         state.put("original_upload", None)
     else:
+        # The file name is the user's text: shown with st.text, never inside markdown (st.error/st.success parse
+        # markdown, where a name could become a remote image or a link).
         try:
             path = uploads.accept(upload.name, upload.getvalue(), resources.original()[0].spec,
-                                  resources.dataset().name)
+                                  resources.dataset().name, state.session_id())
         except engine.CheckpointError as error:
             state.put("original_upload", None)
-            st.error(f"Refused: {error}")
+            st.error("Refused: this file is not used. Why:", icon=":material/block:")
+            st.text(str(error))
         else:
             state.put("original_upload", str(path))
-            st.success(f"Your runs now start from {uploads.describe(path)}.")
+            st.success("Your runs now start from this model (for your session only):")
+            st.text(uploads.describe(path))
+            if uploads.warning(path):
+                st.warning(uploads.warning(path))
 
 if start and spec is not None:
     try:
