@@ -161,15 +161,13 @@ def _chunk_epsilons(unlearned: np.ndarray, retrained: np.ndarray, delta: float) 
     return np.minimum(epsilon, EPSILON_CAP)
 
 
-def example_epsilons(unlearned: np.ndarray, retrained: np.ndarray, *, delta: float = DELTA,
-                     chunk: int = 256) -> np.ndarray:
+def example_epsilons(unlearned: np.ndarray, retrained: np.ndarray, *, delta: float = DELTA) -> np.ndarray:
     """The challenge's per-example ε: how well any single- or double-threshold rule tells U from R.
 
     Args:
         unlearned: U, φ under N_u unlearning runs, shape (N_u, n).
         retrained: R, φ under N_r retrained models, shape (N_r, n); N_u, N_r ≥ 2.
         delta: δ of the (ε, δ) bound.
-        chunk: examples processed together (memory grows as chunk × (N_u + N_r)²).
 
     Returns:
         ε per example, shape (n,), in [0, EPSILON_CAP]; EPSILON_CAP = perfectly distinguishable.
@@ -177,6 +175,8 @@ def example_epsilons(unlearned: np.ndarray, retrained: np.ndarray, *, delta: flo
     unlearned, retrained = _finite("unlearned", unlearned, 2), _finite("retrained", retrained, 2)
     if unlearned.shape[1] != retrained.shape[1] or min(len(unlearned), len(retrained)) < 2:
         raise ValueError(f"need ≥ 2 models per side and the same examples: got {unlearned.shape}, {retrained.shape}")
+    # Rules per example grow as (N_u + N_r)²: a chunk of examples keeps each array near 2**21 cells (16 MB).
+    chunk = max(1, 2 ** 21 // (len(unlearned) + len(retrained)) ** 2)
     return np.concatenate([_chunk_epsilons(unlearned[:, i:i + chunk], retrained[:, i:i + chunk], delta)
                            for i in range(0, unlearned.shape[1], chunk)])
 
