@@ -6,8 +6,8 @@ import pytest
 
 from engine.attacks import roc_curve
 from engine.audit import (DELTA, EPSILON_CAP, WINDOW, epsilon_limit, epsilon_points, example_epsilons,
-                          forgetting_quality, largest_finite_epsilon, lira_audit, logit_scaled_confidence,
-                          noise_floor, tpr_at_fpr)
+                          forgetting_quality, largest_finite_epsilon, logit_scaled_confidence, noise_floor)
+from engine.lira import lira_audit, tpr_at_fpr
 
 
 # --- φ from logits ---
@@ -100,6 +100,7 @@ def test_exact_sweeps_contain_the_grid_sweeps():
     u, r = rng.normal(0, 1, (5, 12)), rng.normal(0.7, 1.5, (5, 12))
     exact = example_epsilons(u, r)
     grid = np.array([_grid_epsilon(u[:, i], r[:, i]) for i in range(12)])
+    grid = np.minimum(grid, EPSILON_CAP)
     assert np.all(exact >= grid - 1e-12)              # every grid rule is one of the exact rules
     assert np.mean(np.isclose(exact, grid)) >= 0.75   # and the grid usually finds the best one
 
@@ -114,13 +115,14 @@ def test_identical_populations_score_one_and_separated_zero():
     assert apart.score == 0.0 and np.all(apart.epsilons == EPSILON_CAP)
 
 
-def test_same_distribution_scores_near_the_ceiling_that_n_allows():
+def test_same_distribution_scores_the_ceiling_not_one():
+    # Two independent samples of one distribution: the best of ~(2N)² rules still finds chance differences,
+    # so a perfect unlearner scores about 0.19 (docs/audit.md, measured), far above a shifted population.
     rng = np.random.default_rng(1)
-    small = forgetting_quality(rng.normal(0, 1, (8, 400)), rng.normal(0, 1, (8, 400))).score
-    large = forgetting_quality(rng.normal(0, 1, (64, 400)), rng.normal(0, 1, (64, 400))).score
-    shifted = forgetting_quality(rng.normal(1.5, 1, (64, 400)), rng.normal(0, 1, (64, 400))).score
-    assert small < large                      # a perfect unlearner looks better with more models
-    assert large > 0.3 and shifted < 0.5 * large
+    ceiling = [forgetting_quality(rng.normal(0, 1, (n, 300)), rng.normal(0, 1, (n, 300))).score for n in (8, 32)]
+    shifted = forgetting_quality(rng.normal(1.5, 1, (32, 300)), rng.normal(0, 1, (32, 300))).score
+    assert all(0.1 < c < 0.35 for c in ceiling), ceiling
+    assert shifted < 0.5 * min(ceiling), (shifted, ceiling)
 
 
 def test_forgetting_quality_falls_as_the_populations_move_apart():
@@ -160,7 +162,7 @@ def test_nan_and_mismatched_populations_are_refused():
 
 # --- LiRA ---
 
-def _population(rng, num_shadows=16, num_examples=500, shift=3.0):
+def _population(rng, num_shadows=16, num_examples=500, shift=6.0):
     centre = rng.normal(0, 3, num_examples)
     shadow_in = rng.random((num_shadows, num_examples)) < 0.5
     return centre, centre + rng.normal(0, 1, shadow_in.shape) + shift * shadow_in, shadow_in
