@@ -8,10 +8,10 @@ Each measure compares against a *population* of models, not against one Retrain:
   runs from its φ under N retrained models; their error rates give an ε, ε a bucket b worth 2^-b; the mean
   over examples is multiplied by the RA and TA ratios (unlearned / retrained).
 - `engine.lira.lira_audit` (its own module): a LiRA-style test (Carlini et al. 2022, "Membership inference
-  attacks from first principles"; U-LiRA when the IN side is "trained, then unlearned": Hayes et al. 2024, "Inexact unlearning
-  needs more careful evaluations"). Per example, Gaussians fit to φ under shadow models that never trained
-  on it (OUT) and that did (IN) turn the unlearned model's φ into a likelihood ratio; AUC and TPR at low
-  FPR over the forget set.
+  attacks from first principles"; U-LiRA when the IN side is "trained, then unlearned": Hayes et al.
+  2024, "Inexact unlearning needs more careful evaluations"). Per example, Gaussians fit to φ under
+  shadow models that never trained on it (OUT) and that did (IN) turn the unlearned model's φ into a
+  likelihood ratio; AUC and TPR at low FPR over the forget set.
 - `noise_floor`: the Avg. Gap between Retrain models that differ only in seed.
 
 Resolution: rates from N models are multiples of 1/N, so the largest finite ε is ln(N − 1 − Nδ)
@@ -224,10 +224,12 @@ def forgetting_quality(unlearned: np.ndarray, retrained: np.ndarray, *, retain_a
         ForgettingQuality; buckets follow N = min(N_u, N_r). The ratios are not clipped (as in the challenge),
         so an unlearner more accurate than Retrain can exceed 1.
     """
-    num_runs = min(np.shape(unlearned)[0], np.shape(retrained)[0]) if np.ndim(unlearned) == np.ndim(retrained) == 2 else 0
+    two_dimensional = np.ndim(unlearned) == np.ndim(retrained) == 2
+    num_runs = min(np.shape(unlearned)[0], np.shape(retrained)[0]) if two_dimensional else 0
     if num_runs < 3:
         raise ValueError("forgetting quality needs ≥ 3 unlearning runs and ≥ 3 retrained models "
-                         f"(with N = {num_runs} no ε bucket is below ⌈ln(N − 1)⌉); for one run use engine.lira.lira_audit")
+                         f"(with N = {num_runs} no ε bucket is below ⌈ln(N − 1)⌉); "
+                         "for one run use engine.lira.lira_audit")
     epsilons = example_epsilons(unlearned, retrained, delta=delta)
     points = epsilon_points(epsilons, num_runs)
     retain_ratio, test_ratio = _ratio("retain_accuracy", retain_accuracy), _ratio("test_accuracy", test_accuracy)

@@ -42,7 +42,8 @@ def main(argv=None) -> None:
             same = forgetting_quality(rng.normal(0, scale, (num_runs, args.examples)),
                                       rng.normal(0, scale, (num_runs, args.examples)))
             row[f"perfect_unlearner_sigma{scale}"] = same.score
-        apart = forgetting_quality(rng.normal(6, 1, (num_runs, args.examples)), rng.normal(0, 1, (num_runs, args.examples)))
+        shape = (num_runs, args.examples)
+        apart = forgetting_quality(rng.normal(6, 1, shape), rng.normal(0, 1, shape))
         row["separated_by_6_sigma"] = apart.score
         row["seconds"] = round(time.perf_counter() - started, 2)
         rows.append(row)
