@@ -151,6 +151,10 @@ def showing(run: dict) -> None:
               if j["kind"] == "unlearn" and j["params"].get("run_id") != run["id"]]
     st.markdown(f"Showing **{run_title(run)}**")
     for job in others:
+        if job["params"].get("run_id"):       # metrics saved, insights (pictures) still computing
+            st.info(f"**{job['title']}** has finished its metrics (pick it in the list); its pictures are still "
+                    "being computed.", icon=":material/hourglass_top:")
+            continue
         where = "waiting in the queue" if job["status"] == "queued" else "in progress"
         st.info(f"Another run is {where}: **{job['title']}**. This page still shows the run named above; it "
                 "switches to the new run as soon as its metrics are ready (or pick it in the list).",
