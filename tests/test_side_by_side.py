@@ -90,6 +90,7 @@ def test_runs_on_different_forget_sets_are_refused(lab):
 
 def test_tick_two_runs_on_compare_and_see_them_side_by_side(lab):
     at = open_page("compare")
+    at.segmented_control(key="compare-scope").set_value("all").run()    # the prepared runs are not this session's
     ticks = [c for c in at.checkbox if c.key and c.key.startswith("tick-")]
     assert len(ticks) == 2
     assert at.button(key="side-open").disabled
