@@ -206,7 +206,7 @@ def test_second_method_shows_up_in_results_and_a_pick_sticks(server, page):
         page.locator('[data-testid="stCheckbox"]', has_text=method).first.locator("label").click()
         idle(page)
     page.get_by_role("button", name="Side by side (2 ticked)").click()
-    page.get_by_role("heading", name="Side by side").first.wait_for()
+    page.get_by_text("Runs to compare").first.wait_for()          # the page's own picker, not Compare's heading
     page.locator(".js-plotly-plot .indicatorlayer").nth(7).wait_for(timeout=60_000)   # 4 gauges × 2 runs at least
     idle(page)
     assert page.get_by_text("Traceback").count() == 0

@@ -179,8 +179,9 @@ def test_comparison_export_opens_offline_in_chromium(lab, tmp_path):
         context.route("**/*", lambda route: (requested.append(route.request.url), route.abort())
                       if not route.request.url.startswith("file:") else route.continue_())
         page = context.new_page()
-        page.goto(path.as_uri())
-        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 19", timeout=60_000)
+        page.goto(path.as_uri(), wait_until="domcontentloaded", timeout=180_000)   # 4.7 MB inline, a loaded CPU
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 19",
+                               timeout=180_000)
         assert page.evaluate("typeof window.Plotly") == "object"
         browser.close()
     assert requested == []
