@@ -185,3 +185,21 @@ def test_comparison_export_opens_offline_in_chromium(lab, tmp_path):
         assert page.evaluate("typeof window.Plotly") == "object"
         browser.close()
     assert requested == []
+
+
+def test_results_follow_the_current_run_and_a_pick_sticks(lab):
+    """The run picker's widget state must not win over a run that finished since (the job panel makes it the
+    session's current run), and a user's pick must hold across pages."""
+    wsscl, salun = records(lab)
+    at = open_page("results")
+    shown = lambda: [m.value for m in at.markdown if m.value.startswith("Showing ")]   # noqa: E731
+    at.selectbox(key="run-pick-results").select(salun["id"]).run()
+    assert shown() == [f"Showing **SalUn · class Trouser · {salun['created'][11:19]} UTC**"]
+    at = open_page("features", at)                      # the pick holds on every insight page
+    assert shown()[0].startswith("Showing **SalUn")
+    at = open_page("results", at)
+    assert shown()[0].startswith("Showing **SalUn")
+    at.session_state["run_id"] = wsscl["id"]            # what the job panel does when a run's metrics land
+    at.run()
+    assert not at.exception
+    assert shown()[0].startswith("Showing **WSS-CL") and at.selectbox(key="run-pick-results").value == wsscl["id"]
