@@ -194,3 +194,39 @@ def two_stage_diagram() -> go.Figure:
                       yaxis=dict(visible=False, range=[-0.3, 1.05]), margin=dict(l=0, r=0, t=0, b=0),
                       template="plotly_white")
     return fig
+
+
+# ---------------------------------------------------------------------------------------------- side by side
+RUN_PALETTE = ("#1f6feb", "#2f9e44", "#9c36b5", "#f08c00", "#0c8599", "#c2255c")
+
+
+def run_colours(columns: Sequence[str]) -> dict[str, str]:
+    """One colour per compared run, grey for the original and orange for Retrain, the same in every figure."""
+    colours = {"original": COLORS["original"], "Retrain": COLORS["retrain"]}
+    runs = [c for c in columns if c not in colours]
+    colours.update({c: RUN_PALETTE[k % len(RUN_PALETTE)] for k, c in enumerate(runs)})
+    return colours
+
+
+def metrics_side_by_side(values: dict[str, Sequence[float]], keys: Sequence[str] = ("UA", "RA", "TA", "MIA"),
+                         colours: Optional[dict] = None) -> go.Figure:
+    """The four metrics as grouped bars, one bar per run (and Retrain), the value written on each bar."""
+    colours = colours or run_colours(list(values))
+    fig = go.Figure()
+    for name, row in values.items():
+        numbers = [None if v is None or not np.isfinite(v) else float(v) for v in row]
+        fig.add_bar(name=name, x=list(keys), y=numbers, marker_color=colours.get(name),
+                    text=[None if v is None else f"{v:.1f}" for v in numbers], textposition="outside")
+    fig.update_layout(barmode="group", yaxis=dict(title="%", range=[0, 110]), height=340,
+                      legend=dict(orientation="h", y=1.15), **_LAYOUT)
+    return fig
+
+
+def per_class_side_by_side(class_names: Sequence[str], series: dict[str, Sequence[float]],
+                           forgotten: Sequence[int] = (), colours: Optional[dict] = None) -> go.Figure:
+    """Per-class test accuracy of every compared model in one grouped chart (forgotten classes shaded)."""
+    fig = per_class_bars(class_names, series, forgotten)
+    colours = colours or run_colours(list(series))
+    for trace in fig.data:
+        trace.marker.color = colours.get(trace.name, trace.marker.color)
+    return fig

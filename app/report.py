@@ -80,3 +80,73 @@ section{{display:inline-block;width:49%;vertical-align:top}}pre{{background:#f8f
 <h3>Configuration</h3><pre>{config}</pre>
 {''.join(parts)}
 </body></html>"""
+
+
+# ---------------------------------------------------------------------------------------------- comparison
+def comparison_figures(comparison, class_names) -> list[tuple[str, object]]:
+    """(title, figure) pairs of a side-by-side comparison (`app.comparison.Comparison`)."""
+    colours = charts.run_colours(["original", *comparison.columns])
+    values = {c: [comparison.value(k, c) for k in KEYS] for c in comparison.columns}
+    out = [("UA, RA, TA, MIA-Efficacy per run", charts.metrics_side_by_side(values, KEYS, colours))]
+    for column in comparison.columns:
+        run = next((r for r, c in zip(comparison.runs, comparison.columns) if c == column), None)
+        original = run.original_metrics if run else {}
+        for k in KEYS:
+            value = comparison.value(k, column)
+            out.append((f"{column} · {k}", charts.gauge(k, value, None if column == "Retrain" else
+                                                        (comparison.reference or {}).get(k), original.get(k))))
+    out.append(("Per-class test accuracy", charts.per_class_side_by_side(
+        class_names, comparison.per_class, comparison.spec.get("classes") or [], colours)))
+    shared = comparison.shared_map
+    if shared is not None:
+        ranges = shared.ranges()
+        for k, panel in enumerate(shared.panels):
+            out.append((f"UMAP · {panel} (separation {shared.silhouette[k]:.2f}), one shared frame",
+                        charts.feature_map(shared.coordinates[k], shared.labels, class_names, shared.in_forget,
+                                           ids=shared.sample_ids, ranges=ranges)))
+    if comparison.roc:
+        out.append(("Attack ROC, forget set vs unseen (confidence score)", charts.roc_curves(comparison.roc)))
+    return out
+
+
+def comparison_table_html(comparison) -> str:
+    """The comparison table: best run per row in bold green (★), deltas against the first run in grey."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in comparison.columns)
+    body = []
+    for i, row in enumerate(comparison.rows):
+        cells = []
+        for j, _ in enumerate(comparison.columns):
+            value, delta = comparison.values[i, j], comparison.deltas[i, j]
+            text = "—" if not np.isfinite(value) else f"{value:.2f}"
+            if np.isfinite(delta):
+                text += f" <small style='color:#868e96'>({delta:+.2f})</small>"
+            if comparison.best[i, j]:
+                text = f"<b style='color:#2b8a3e'>{text} ★</b>"
+            cells.append(f"<td>{text}</td>")
+        body.append(f"<tr><td style='text-align:left'>{html.escape(row)}</td>{''.join(cells)}</tr>")
+    return f"<table><tr><th>quantity</th>{head}</tr>{''.join(body)}</table>"
+
+
+def comparison_html(comparison, class_names) -> str:
+    """One standalone HTML page for a comparison: the table, then every figure (plotly.js embedded once)."""
+    parts = []
+    for i, (title, fig) in enumerate(comparison_figures(comparison, class_names)):
+        parts.append(f"<section><h3>{html.escape(title)}</h3>"
+                     + fig.to_html(full_html=False, include_plotlyjs="inline" if i == 0 else False,
+                                   config={"displayModeBar": False}) + "</section>")
+    runs = "".join(f"<li>{html.escape(r.title)} · seed {r.seed} · config "
+                   f"<code>{html.escape(json.dumps(r.record.get('config'), default=str))}</code></li>"
+                   for r in comparison.runs)
+    note = f"<p><i>{html.escape(comparison.map_note)}</i></p>" if comparison.map_note else ""
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Unlearning Lab · side by side · {html.escape(comparison.spec_text)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#212529}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #dee2e6;padding:4px 10px;text-align:right}}
+section{{display:inline-block;width:49%;vertical-align:top}}code{{font-size:80%}}</style></head><body>
+<h1>Unlearning Lab — side by side on {html.escape(comparison.spec_text)}</h1>
+<ul>{runs}</ul>
+{comparison_table_html(comparison)}
+<p><small>★ best run per row: closest to Retrain for UA, RA, TA, MIA-Efficacy, separation and attack AUC; lowest
+Avg. Gap, run time and worst-case score. In brackets: the difference to the first run. UA = 100 − forget accuracy
+and MIA-Efficacy: higher = more forgotten.</small></p>{note}
+{''.join(parts)}
+</body></html>"""

@@ -23,6 +23,7 @@ _DEFAULTS = {
     "run_id": None,
     "teaching_step": 0,
     "seen_done": [],
+    "compare_ids": None,        # runs ticked for the side-by-side view (None: none ticked yet)
     "original_upload": None,    # path of the user's own original model (app/uploads.py), None = the shipped one
 }
 

@@ -35,7 +35,8 @@ pages = {
             st.Page(str(HERE / "views/saliency.py"), title="Weight saliency", icon=":material/grid_on:"),
             st.Page(str(HERE / "views/features.py"), title="Feature space", icon=":material/scatter_plot:"),
             st.Page(str(HERE / "views/privacy.py"), title="Privacy", icon=":material/shield:"),
-            st.Page(str(HERE / "views/compare.py"), title="Compare runs", icon=":material/table_chart:")],
+            st.Page(str(HERE / "views/compare.py"), title="Compare runs", icon=":material/table_chart:"),
+            st.Page(str(HERE / "views/side_by_side.py"), title="Side by side", icon=":material/compare:")],
 }
 page = st.navigation(pages)
 

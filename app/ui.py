@@ -107,7 +107,13 @@ def session_runs() -> list[dict]:
 
 
 def pick_run(key: str, finished_only: bool = True) -> dict | None:
-    """A select box over runs on disk (this session's first); returns the chosen record."""
+    """A select box over runs on disk (this session's first); returns the chosen record.
+
+    The session's current run is the one shown: the run that just finished (the job panel sets it when its
+    metrics land) or the one the user picked last, on any page. A keyed select box ignores its ``index`` after
+    its first render, so the widget's value is set to the current run before it renders, and a user's pick
+    goes back into the current run through ``on_change``.
+    """
     runs = [r for r in store.list_runs() if not finished_only or r.get("status") == "finished"]
     if not runs:
         return None
@@ -115,7 +121,8 @@ def pick_run(key: str, finished_only: bool = True) -> dict | None:
     runs.sort(key=lambda r: (r["id"] not in mine,), reverse=False)
     ids = [r["id"] for r in runs]
     current = state.current_run()
-    index = ids.index(current) if current in ids else 0
+    widget = f"run-pick-{key}"
+    state.put(widget, current if current in ids else ids[0])
     by_id = {r["id"]: r for r in runs}
 
     def label(run_id: str) -> str:
@@ -124,10 +131,35 @@ def pick_run(key: str, finished_only: bool = True) -> dict | None:
         who = "" if run_id in mine else " · earlier"
         return f"{r.get('label', r.get('method'))} · {r.get('spec_text', '')}{gap} · {str(r.get('created', ''))[11:19]}{who}"
 
-    chosen = st.selectbox("Run", ids, index=index, format_func=label, key=f"run-pick-{key}")
+    chosen = st.selectbox("Run", ids, format_func=label, key=widget,
+                          on_change=lambda: state.set_current_run(state.get(widget)))
     if chosen != current:
         state.set_current_run(chosen)
-    return by_id[chosen]
+    run = by_id[chosen]
+    showing(run)
+    return run
+
+
+def run_title(run: dict) -> str:
+    """method · forget set · start time (UTC), the words every page uses to name a run."""
+    return (f"{run.get('label', run.get('method'))} · {run.get('spec_text', '')} · "
+            f"{str(run.get('created', ''))[11:19]} UTC")
+
+
+def showing(run: dict) -> None:
+    """Say which run the page shows, and which of the user's other runs are still in progress."""
+    others = [j for j in active_jobs(state.session_id())
+              if j["kind"] == "unlearn" and j["params"].get("run_id") != run["id"]]
+    st.markdown(f"Showing **{run_title(run)}**")
+    for job in others:
+        if job["params"].get("run_id"):       # metrics saved, insights (pictures) still computing
+            st.info(f"**{job['title']}** has finished its metrics (pick it in the list); its pictures are still "
+                    "being computed.", icon=":material/hourglass_top:")
+            continue
+        where = "waiting in the queue" if job["status"] == "queued" else "in progress"
+        st.info(f"Another run is {where}: **{job['title']}**. This page still shows the run named above; it "
+                "switches to the new run as soon as its metrics are ready (or pick it in the list).",
+                icon=":material/hourglass_top:")
 
 
 def no_run_yet() -> None:

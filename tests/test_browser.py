@@ -150,3 +150,65 @@ def test_pick_a_class_run_wsscl_see_gauges_and_umap(server, page):
     page.get_by_text("5. Did it forget?").wait_for()
     page.wait_for_timeout(800)
     shot(page, "10-tour-step-5")
+
+
+def choose(page, label: str, option: str):
+    """Pick ``option`` (a substring of its text) in the select box labelled ``label``."""
+    page.locator('[data-testid="stSelectbox"]', has_text=label).first.locator('[data-baseweb="select"]').click()
+    page.locator('[role="option"]', has_text=option).first.click()
+
+
+def showing(page, method: str) -> bool:
+    return page.get_by_text(f"Showing {method}").count() > 0
+
+
+def test_second_method_shows_up_in_results_and_a_pick_sticks(server, page):
+    """Continues the session of the test above (WSS-CL forgot Trouser): SalUn on the same set, then Results
+    follows the new run by itself; picking WSS-CL again sticks through polling, page switches and the end of
+    SalUn's job. Then both side by side from Compare runs."""
+    go(page, "Results")
+    page.get_by_text("Showing WSS-CL").first.wait_for()
+    go(page, "Run")
+    page.get_by_text("Hyperparameters").wait_for()
+    idle(page)
+    choose(page, "Method", "SalUn")
+    page.get_by_text("SalUn", exact=False).first.wait_for()
+    idle(page)
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text("SalUn · class Trouser").first.wait_for()
+
+    go(page, "Results")
+    page.get_by_text("Showing").first.wait_for()
+    if showing(page, "WSS-CL"):         # SalUn still computing its metrics: the page says so under the old gauges
+        assert page.get_by_text("Another run is").count() + page.get_by_text("SalUn · class Trouser").count() >= 1
+        shot(page, "11-results-while-second-runs")
+    page.get_by_text("Showing SalUn").first.wait_for(timeout=240_000)   # no click: it follows the finished run
+    idle(page)
+    assert not showing(page, "WSS-CL")
+    shot(page, "12-results-second-run")
+
+    choose(page, "Run", "WSS-CL")
+    page.get_by_text("Showing WSS-CL").first.wait_for()
+    go(page, "Feature space")
+    page.get_by_text("Showing WSS-CL").first.wait_for()
+    go(page, "Results")
+    deadline = time.time() + 240        # until SalUn's job (its insights) has ended, polling all the while
+    while time.time() < deadline and page.get_by_text("still being computed").count():
+        page.wait_for_timeout(1000)
+    idle(page)
+    page.wait_for_timeout(2500)         # a couple more polling cycles
+    assert showing(page, "WSS-CL") and not showing(page, "SalUn")
+    shot(page, "13-results-picked-first-again")
+
+    go(page, "Compare runs")
+    page.get_by_text("Tick two or more runs").wait_for()
+    for method in ("WSS-CL", "SalUn"):
+        page.locator('[data-testid="stCheckbox"]', has_text=method).first.locator("label").click()
+        idle(page)
+    page.get_by_role("button", name="Side by side (2 ticked)").click()
+    page.get_by_text("Runs to compare").first.wait_for()          # the page's own picker, not Compare's heading
+    page.locator(".js-plotly-plot .indicatorlayer").nth(7).wait_for(timeout=60_000)   # 4 gauges × 2 runs at least
+    idle(page)
+    assert page.get_by_text("Traceback").count() == 0
+    assert page.get_by_role("button", name="Comparison report (self-contained HTML)").count() == 1
+    shot(page, "14-side-by-side")

@@ -1,8 +1,9 @@
-"""Compare: every run of this session (or all on disk) in one table, with JSON and HTML export."""
+"""Compare: every run of this session (or all on disk) in one table, with JSON and HTML export, and ticks that
+open runs of one forget set side by side."""
 import pandas as pd
 import streamlit as st
 
-from app import pipeline, report, resources, state, ui
+from app import comparison as comparing, pipeline, report, resources, state, ui
 from app import store
 
 st.title("Compare runs")
@@ -48,3 +49,27 @@ if finished:
                          lambda: report.run_html(run, classes, pipeline.load_insights(run)), on_click="ignore",
                          file_name=f"{name}.html", mime="text/html", key="export-html",
                          help="Every figure inline (plotly.js embedded): opens offline, doubles as a static showcase.")
+
+st.subheader("Side by side")
+
+groups = comparing.comparable(runs)
+if not groups:
+    st.caption("Two or more finished runs on the same forget set can be compared side by side (gauges, per-class "
+               "accuracy, feature maps in one frame, attack scores) — e.g. run SalUn on the set you forgot with WSS-CL.")
+else:
+    st.caption("Tick two or more runs on one forget set, then open them side by side.")
+    ticked = []
+    for key, group in groups.items():
+        st.markdown(f"**{group[0].get('spec_text')}**")
+        cols = st.columns(min(4, len(group)))
+        for k, record in enumerate(group[::-1]):        # oldest first: the first ticked is the baseline
+            view = comparing.run_view(record)
+            if cols[k % len(cols)].checkbox(view.title, key=f"tick-{record['id']}"):
+                ticked.append(record)
+    sets = {comparing.run_view(r).spec_key for r in ticked}
+    if len(sets) > 1:
+        st.warning("The ticked runs forget different sets: tick runs of one forget set.")
+    if st.button(f"Side by side ({len(ticked)} ticked)", key="side-open", type="primary",
+                 disabled=len(ticked) < 2 or len(sets) > 1):
+        state.put("compare_ids", [r["id"] for r in ticked])
+        st.switch_page("views/side_by_side.py")

@@ -1,4 +1,5 @@
-"""Guided tour: one prepared run, page by page, with a short explanation at each step."""
+"""Guided tour: one prepared run, page by page, with a short explanation at each step; it ends with that run
+side by side with a baseline on the same forget set (also prepared: app/tour/compare/<method>/)."""
 from pathlib import Path
 
 import streamlit as st
@@ -14,6 +15,7 @@ spec = engine.ForgetSpec(classes=(TOUR_CLASS,))
 
 
 PREPARED = Path(__file__).resolve().parent.parent / "tour" / "run"   # shipped: python -m scripts.build_tour_run
+PREPARED_BASELINES = PREPARED.parent / "compare"                       # built by the same script, same seed
 
 
 def tour_run():
@@ -48,7 +50,8 @@ insights = pipeline.load_insights(run)
 metrics, original = run["metrics"], run.get("original_metrics") or {}
 reference = run.get("reference_metrics") or {}
 STEPS = ["The question", "The forget set", "Stage 0: which weights?", "Stages 1–2: unlearning",
-         "Did it forget?", "Did it keep the rest?", "Where did the images go?", "Can an attacker tell?", "Verdict"]
+         "Did it forget?", "Did it keep the rest?", "Where did the images go?", "Can an attacker tell?", "Verdict",
+         "Side by side with a baseline"]
 step = state.teaching_step()
 step = st.select_slider("Step", range(len(STEPS)), value=min(step, len(STEPS) - 1), format_func=lambda i: STEPS[i],
                         )
@@ -122,7 +125,7 @@ elif step == 7:
                 "guessing — which is what exact unlearning gives.")
     st.plotly_chart(charts.roc_curves({m: (privacy.fpr, privacy.tpr[i, 0, s], float(privacy.auc[i, 0, s]))
                                        for i, m in enumerate(privacy.models)}), key="tour-roc")
-else:
+elif step == 8:
     gap = run.get("avg_gap")
     verdict = ("close to exact unlearning" if gap is not None and gap < 3 else
                "a partial result: closer settings exist" if gap is not None and gap < 10 else
@@ -132,6 +135,10 @@ else:
                 "name, are the verdict: now try it yourself — another class, a handful of images, other settings, or "
                 "a baseline for comparison.")
     st.page_link("views/forget.py", label="Choose what to forget", icon=":material/target:")
+else:
+    from app import tour_compare
+
+    tour_compare.render(run, names)
 
 nav = st.columns([1, 1, 6])
 if nav[0].button("← Back", disabled=step == 0, key="tour-back"):
