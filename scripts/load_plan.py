@@ -192,8 +192,8 @@ def markdown(summary: dict) -> str:
               f"| suggested sessions: last − first result | {f['shared_lag_s']} s |",
               f"| page response (click → heading), max · p95 · probes | {f['page_response_max_s']} s · "
               f"{f['page_response_p95_s']} s · {f['page_probes']} |",
-              f"| server RSS: healthy → one session → peak | {s['rss_healthy_mb']} → {s['rss_after_preflight_mb']} → "
-              f"{s['rss_peak_mb']} MB (per session above one: {s['rss_per_session_mb']} MB) |",
+              f"| server RSS: healthy → after one visit → peak | {s['rss_healthy_mb']} → {s['rss_after_preflight_mb']} → "
+              f"{s['rss_peak_mb']} MB ((peak − one visit) / sessions: {s['rss_per_session_mb']} MB) |",
               f"| server CPU during the load · per session | {s['cpu_load_s']} s · {s['cpu_per_session_s']} s |",
               f"| chromium + driver (the client) CPU · peak RSS sum | {summary['client']['cpu_s']} s · "
               f"{summary['client']['rss_peak_mb']} MB |",

@@ -63,13 +63,15 @@ class Sampler(threading.Thread):
         self.cpu = {"server": {}, "client": {}}      # pid → latest CPU seconds seen
         self.tree_rss_peak = {"server": 0.0, "client": 0.0}
         self.marks: dict[str, dict] = {}
+        self.lock = threading.Lock()                 # mark() runs on the browser's thread
 
     def sample_trees(self):
         server = process_tree(self.server)
         client = {p: v for p, v in process_tree(os.getpid()).items() if p not in server and p != os.getpid()}
-        for side, tree in (("server", server), ("client", client)):
-            self.cpu[side].update({pid: cpu for pid, (cpu, _) in tree.items()})
-            self.tree_rss_peak[side] = max(self.tree_rss_peak[side], sum(rss for _, rss in tree.values()))
+        with self.lock:
+            for side, tree in (("server", server), ("client", client)):
+                self.cpu[side].update({pid: cpu for pid, (cpu, _) in tree.items()})
+                self.tree_rss_peak[side] = max(self.tree_rss_peak[side], sum(rss for _, rss in tree.values()))
 
     def run(self):
         tick = 0
@@ -85,7 +87,8 @@ class Sampler(threading.Thread):
 
     def mark(self, name: str):
         self.sample_trees()
-        self.marks[name] = {"rss_mb": round(self.rss_last, 1), "cpu": {s: dict(v) for s, v in self.cpu.items()}}
+        with self.lock:
+            self.marks[name] = {"rss_mb": round(self.rss_last, 1), "cpu": {s: dict(v) for s, v in self.cpu.items()}}
 
     def cpu_between(self, side: str, first: str, last: str) -> float:
         a, b = self.marks[first]["cpu"][side], self.marks[last]["cpu"][side]

@@ -173,6 +173,7 @@ async def session(browser, load: Load, k: int) -> dict:
         await page.get_by_text(HOME_READY).first.wait_for(timeout=180_000)
         await choose(page, choice)
         row["ready_s"] = round(time.time() - began, 1)
+        print(f"session {k} ({choice.text()}): ready after {row['ready_s']} s", flush=True)
     except Exception as error:  # noqa: BLE001 — recorded; this session does not start, the others do
         row["setup_error"] = f"{type(error).__name__}: {str(error)[:300]}"
         await page.screenshot(path=str(args.out / f"session-{k}-setup-failed.png"), full_page=True)
@@ -218,11 +219,18 @@ async def session(browser, load: Load, k: int) -> dict:
                     await scan_errors(page, row)
                 where, last_probe = back, time.time()
                 if finished:
-                    await read_results(page, load, k, row)   # still its own run, while the others finish
+                    try:
+                        await read_results(page, load, k, row)   # still its own run, while the others finish
+                    except Exception as error:  # noqa: BLE001 — recorded: the Results page did not come back
+                        row.setdefault("recheck_errors", []).append(f"{type(error).__name__}: {str(error)[:200]}")
             await page.wait_for_timeout(500)
         if not finished:
             row["timeout"] = f"no own results {args.wait:.0f} s after Start"
             await page.screenshot(path=str(args.out / f"session-{k}-timeout.png"), full_page=True)
+    except Exception as error:  # noqa: BLE001 — the row (probes included) is kept; the check fails on "crash"
+        row["crash"] = f"{type(error).__name__}: {str(error)[:300]}"
+        await page.screenshot(path=str(args.out / f"session-{k}-crash.png"), full_page=True)
+    try:
         if k == 0 or row["errors"] or row.get("other_choice_shown"):
             await page.screenshot(path=str(args.out / f"session-{k}-last.png"), full_page=True)
     finally:
@@ -239,10 +247,10 @@ async def drive(load: Load) -> tuple[list[dict], dict]:
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            if load.args.scenario == "classroom":
-                name, source, first = await suggested_class(browser, load.args.url)
-            else:
-                name, source, first = None, "not used (hardening scenario)", None
+            # one visit first, in either scenario: it reads the suggestion and gives the one-session RSS baseline
+            name, source, first = await suggested_class(browser, load.args.url)
+            if load.args.scenario != "classroom":
+                name, source = None, f"not used (hardening scenario); {source}"
             load.choices = load_plan.plan(load.args.scenario, load.args.sessions, name or load_plan.FALLBACK_SUGGESTED)
             load.sampler.mark("after_preflight")
             info = {"suggested": name, "suggested_source": source, "first_page_s": first and round(first, 1)}
@@ -250,6 +258,8 @@ async def drive(load: Load) -> tuple[list[dict], dict]:
             watcher = asyncio.create_task(mark_when(load))
             rows = await asyncio.gather(*tasks, return_exceptions=True)
             watcher.cancel()
+            if load.all_done.is_set() and "all_done" not in load.sampler.marks:
+                load.sampler.mark("all_done")
         finally:
             await browser.close()
     return [r if isinstance(r, dict) else {"session": k, "choice": load.choices[k].text(), "errors": [],
@@ -338,8 +348,9 @@ def main(argv=None) -> int:
     rss_base = sampler.marks["after_preflight"]["rss_mb"] if "after_preflight" in sampler.marks else None
     server = {"rss_healthy_mb": sampler.marks["healthy"]["rss_mb"], "rss_after_preflight_mb": rss_base,
               "rss_peak_mb": round(sampler.rss_peak, 1), "rss_end_mb": sampler.marks["end"]["rss_mb"],
-              "rss_per_session_mb": round((sampler.rss_peak - rss_base) / max(1, args.sessions - 1), 1)
-              if rss_base is not None and args.sessions > 1 else None,
+              # what each session adds above one visit (model, caches and the worker already loaded then)
+              "rss_per_session_mb": round((sampler.rss_peak - rss_base) / args.sessions, 1)
+              if rss_base is not None else None,
               "tree_rss_peak_mb": round(sampler.tree_rss_peak["server"], 1),
               "cpu_setup_s": sampler.cpu_between("server", "healthy", load_start),
               "cpu_load_s": cpu_load, "cpu_per_session_s": round(cpu_load / args.sessions, 1),
