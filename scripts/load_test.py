@@ -80,16 +80,16 @@ async def scan_errors(page, row: dict):
         pass
 
 
-async def suggested_class(browser, url: str) -> tuple[str, str, float]:
+async def suggested_class(browser, url: str, timeout_s: float) -> tuple[str, str, float]:
     """The class the Choose page suggests (first session's view), or the fallback when it suggests none."""
     context = await browser.new_context()
     page = await context.new_page()
     began = time.time()
     try:
-        await page.goto(url, timeout=180_000)
-        await page.get_by_text(HOME_READY).first.wait_for(timeout=180_000)
+        await page.goto(url, timeout=timeout_s * 1000)
+        await page.get_by_text(HOME_READY).first.wait_for(timeout=timeout_s * 1000)
         first_page = time.time() - began
-        await navigate(page, "choose", 120)
+        await navigate(page, "choose", timeout_s)
         await page.wait_for_timeout(1500)
         for text in await page.get_by_text(SUGGESTION).all_inner_texts():
             named = [c for c in load_plan.CLASSES if c in text]
@@ -115,8 +115,8 @@ class Load:
             event.set()
 
 
-async def choose(page, choice: Choice):
-    await navigate(page, "choose", 120)
+async def choose(page, choice: Choice, timeout_s: float):
+    await navigate(page, "choose", timeout_s)
     for attempt in range(5):                  # a click during a rerun can be lost: tick until the summary shows it
         await page.locator(CLASS_BOX, has_text=choice.class_name).first.click()
         try:
@@ -125,8 +125,8 @@ async def choose(page, choice: Choice):
         except Exception:
             if attempt == 4:
                 raise
-    await navigate(page, "run", 120)
-    await page.get_by_role("button", name=START).wait_for(timeout=120_000)
+    await navigate(page, "run", timeout_s)
+    await page.get_by_role("button", name=START).wait_for(timeout=timeout_s * 1000)
     if choice.kind in ("seed", "hyperparameter"):
         await page.locator(HYPER_EXPANDER, has_text=HYPER_TITLE).first.click()
         label, value = ("seed", choice.seed) if choice.kind == "seed" else choice.field
@@ -169,9 +169,9 @@ async def session(browser, load: Load, k: int) -> dict:
     page.set_default_timeout(args.page_timeout * 1000)
     began = time.time()
     try:
-        await page.goto(load.args.url, timeout=180_000)
-        await page.get_by_text(HOME_READY).first.wait_for(timeout=180_000)
-        await choose(page, choice)
+        await page.goto(load.args.url, timeout=args.setup_timeout * 1000)
+        await page.get_by_text(HOME_READY).first.wait_for(timeout=args.setup_timeout * 1000)
+        await choose(page, choice, args.setup_timeout)
         row["ready_s"] = round(time.time() - began, 1)
         print(f"session {k} ({choice.text()}): ready after {row['ready_s']} s", flush=True)
     except Exception as error:  # noqa: BLE001 — recorded; this session does not start, the others do
@@ -248,7 +248,7 @@ async def drive(load: Load) -> tuple[list[dict], dict]:
         browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             # one visit first, in either scenario: it reads the suggestion and gives the one-session RSS baseline
-            name, source, first = await suggested_class(browser, load.args.url)
+            name, source, first = await suggested_class(browser, load.args.url, load.args.setup_timeout)
             if load.args.scenario != "classroom":
                 name, source = None, f"not used (hardening scenario); {source}"
             load.choices = load_plan.plan(load.args.scenario, load.args.sessions, name or load_plan.FALLBACK_SUGGESTED)
@@ -287,6 +287,8 @@ def parse(argv=None):
                         help="seconds a session waits for its results after Start (default 900 fast, 3600 real)")
     parser.add_argument("--probe-every", type=float, default=5.0, help="seconds between page-response probes")
     parser.add_argument("--page-timeout", type=float, default=120.0, help="seconds one navigation may take")
+    parser.add_argument("--setup-timeout", type=float, default=300.0,
+                        help="seconds a session's setup step (first page, tick, open Run) may take before Start")
     parser.add_argument("--shared-text", default=None,
                         help="text the Results page shows on a shared (deduplicated) result, e.g. 'shared'; given, "
                              "identical choices may be served by one run record")
@@ -297,8 +299,8 @@ def parse(argv=None):
     args = parser.parse_args(argv)
     if not 1 <= args.sessions <= 64:
         parser.error(f"--sessions must lie in 1..64, not {args.sessions}")
-    if args.probe_every <= 0 or args.page_timeout <= 0 or (args.wait is not None and args.wait <= 0):
-        parser.error("--probe-every, --page-timeout and --wait must be positive")
+    if args.probe_every <= 0 or args.page_timeout <= 0 or args.setup_timeout <= 0 or (args.wait is not None and args.wait <= 0):
+        parser.error("--probe-every, --page-timeout, --setup-timeout and --wait must be positive")
     if args.scenario == "classroom":
         args.bar_all_s = 180.0 if args.bar_all_s is None else args.bar_all_s
         args.bar_shared_lag_s = 10.0 if args.bar_shared_lag_s is None else args.bar_shared_lag_s
