@@ -182,24 +182,28 @@ def markdown(summary: dict) -> str:
     lines = ["| session | choice | Start → own results (s) | saw queue | shared | probes max (s) | errors |",
              "|---|---|---|---|---|---|---|"]
     for row in summary["per_session"]:
-        lines.append(f"| {row['session']} | {row['choice']} | {row.get('start_to_results_s', '—')} | "
+        lines.append(f"| {row['session']} | {row['choice']} | {row.get('start_to_results_s') or '—'} | "
                      f"{'yes' if row.get('saw_queue') else 'no'} | {'yes' if row.get('shared_seen') else 'no'} | "
-                     f"{row.get('probe_max_s', '—')} | {len(row.get('errors') or [])} |")
-    f, s = summary["figures"], summary["server"]
+                     f"{row.get('probe_max_s') or '—'} | {len(row.get('errors') or [])} |")
+    f, s, c = summary["figures"], summary["server"], summary["client"]
+
+    def v(value, unit=" s"):
+        return "—" if value is None else f"{value}{unit}"
+
     lines += ["", "| figure | value |", "|---|---|",
               f"| sessions · scenario · mode | {summary['sessions']} · {summary['scenario']} · {summary['mode']} |",
-              f"| Start click → all finished | {f['click_to_all_finished_s']} s |",
-              f"| suggested sessions: last − first result | {f['shared_lag_s']} s |",
-              f"| page response (click → heading), max · p95 · probes | {f['page_response_max_s']} s · "
-              f"{f['page_response_p95_s']} s · {f['page_probes']} |",
-              f"| server RSS: healthy → after one visit → peak | {s['rss_healthy_mb']} → {s['rss_after_preflight_mb']} → "
-              f"{s['rss_peak_mb']} MB ((peak − one visit) / sessions: {s['rss_per_session_mb']} MB) |",
-              f"| server CPU during the load · per session | {s['cpu_load_s']} s · {s['cpu_per_session_s']} s |",
-              f"| chromium + driver (the client) CPU · peak RSS sum | {summary['client']['cpu_s']} s · "
-              f"{summary['client']['rss_peak_mb']} MB |",
+              f"| Start click → all finished | {v(f['click_to_all_finished_s'])} |",
+              f"| suggested sessions: last − first result | {v(f['shared_lag_s'])} |",
+              f"| page response (click → heading), max · p95 · probes | {v(f['page_response_max_s'])} · "
+              f"{v(f['page_response_p95_s'])} · {f['page_probes']} |",
+              f"| server RSS: healthy → after one visit → peak | {v(s['rss_healthy_mb'], '')} → "
+              f"{v(s['rss_after_preflight_mb'], '')} → {v(s['rss_peak_mb'], ' MB')} "
+              f"((peak − one visit) / sessions: {v(s['rss_per_session_mb'], ' MB')}) |",
+              f"| server CPU during the load · per session | {v(s['cpu_load_s'])} · {v(s['cpu_per_session_s'])} |",
+              f"| chromium + driver (the client) CPU · peak RSS sum | {v(c['cpu_s'])} · {v(c['rss_peak_mb'], ' MB')} |",
               f"| machine | {summary['machine']} |",
-              "", "checks: " + ", ".join(f"{k} {'✓' if v else '✗'}" for k, v in summary["checks"].items()),
-              "bars: " + (", ".join(f"{k} {'✓' if v else '✗'}" for k, v in summary["bars"].items()) or "none")]
+              "", "checks: " + ", ".join(f"{k} {'✓' if ok else '✗'}" for k, ok in summary["checks"].items()),
+              "bars: " + (", ".join(f"{k} {'✓' if ok else '✗'}" for k, ok in summary["bars"].items()) or "none")]
     return "\n".join(lines)
 
 

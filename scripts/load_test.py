@@ -49,7 +49,7 @@ CHOSEN = "class {name}"                              # the forget-set summary on
 SUGGESTION = re.compile(r"suggest", re.I)            # an element of the Choose page that names the suggested class
 HYPER_EXPANDER = '[data-testid="stExpander"] summary'
 HYPER_TITLE = "Hyperparameters"
-NUMBER_INPUT = '[data-testid="stNumberInput"] input[aria-label="{label}"]'
+NUMBER_INPUT = '[data-testid="stNumberInput"]'         # found by its label text (a <label for=...>, no aria-label)
 START = "Start"                                      # the Run page's button
 RESULTS_READY = "See the results"                    # the Run page's link once this session's run has metrics
 QUEUED = "in the queue"
@@ -130,7 +130,7 @@ async def choose(page, choice: Choice, timeout_s: float):
     if choice.kind in ("seed", "hyperparameter"):
         await page.locator(HYPER_EXPANDER, has_text=HYPER_TITLE).first.click()
         label, value = ("seed", choice.seed) if choice.kind == "seed" else choice.field
-        box = page.locator(NUMBER_INPUT.format(label=label)).first
+        box = page.locator(NUMBER_INPUT).get_by_label(label, exact=True).first
         await box.fill(str(value))
         await box.press("Enter")
         await page.wait_for_timeout(2000)

@@ -115,3 +115,15 @@ def test_two_sessions_in_a_real_browser(tmp_path, scenario):
     assert result.returncode == 0, (summary["checks"], result.stdout[-3000:], result.stderr[-3000:])
     assert all(r["start_to_results_s"] is not None for r in summary["per_session"])
     assert summary["figures"]["page_probes"] > 0 and summary["server"]["rss_peak_mb"] > 0
+
+
+def test_the_table_names_every_session_and_every_check(tmp_path):
+    choices = load_plan.plan("classroom", 4, "Trouser")
+    rows = rows_for(choices)
+    checks, bars, figures = load_plan.evaluate(choices, rows, [], [1.0], shared=False, bars=Bars())
+    server = {"rss_healthy_mb": 70.0, "rss_after_preflight_mb": 900.0, "rss_peak_mb": 1500.0,
+              "rss_per_session_mb": 150.0, "cpu_load_s": 40.0, "cpu_per_session_s": 10.0}
+    text = load_plan.markdown({"per_session": rows, "figures": figures, "server": server, "sessions": 4,
+                               "scenario": "classroom", "mode": "fast", "client": {"cpu_s": 5.0, "rss_peak_mb": 800.0},
+                               "machine": "test", "checks": checks, "bars": bars})
+    assert all(row["choice"] in text for row in rows) and "records_finished ✗" in text and "1500.0 MB" in text
