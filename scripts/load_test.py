@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -317,6 +318,8 @@ def main(argv=None) -> int:
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"needs Debian's chromium at {CHROMIUM}")
     args.out.mkdir(parents=True, exist_ok=True)
+    # a SIGTERM (e.g. from `timeout`) unwinds through the finally below: the server is stopped, not orphaned
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     runs = Path(tempfile.mkdtemp(prefix="load-runs-"))
     process, args.url = start_server(runs, args.out / "server.log", args.fast)
     sampler = Sampler(process.pid)
