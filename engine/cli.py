@@ -222,7 +222,7 @@ def _load_extra_commands() -> None:
     """Commands defined in other modules register themselves on import (e.g. unlearn, bench)."""
     import importlib
 
-    for module in ("engine.cli_unlearn",):
+    for module in ("engine.cli_unlearn", "engine.cli_bench", "engine.cli_scale"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as error:
