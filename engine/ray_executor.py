@@ -29,8 +29,9 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, address: Optional[str] = None, num_cpus: Optional[int] = None, ship_code: bool = False,
-                 grace_s: float = 10.0):
+                 grace_s: float = 10.0, object_store_bytes: int = 256 * 2**20):
         self.address, self.num_cpus, self.ship_code, self.grace_s = address, num_cpus, ship_code, grace_s
+        self.object_store_bytes = object_store_bytes   # results are small dicts and weights of a few MB
         self.owns_ray = False
         self.start_seconds: Optional[float] = None
         self._remote = None
@@ -45,16 +46,25 @@ class RayExecutor:
         start = time.perf_counter()
         if not ray.is_initialized():
             path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-            runtime_env: dict = {"env_vars": {"PYTHONPATH": path, "OMP_WAIT_POLICY": "PASSIVE"}}
-            if self.ship_code:
-                runtime_env["working_dir"] = str(REPO)
-                runtime_env["excludes"] = [".git", ".venv", "runs", "data", "*.pyc"]
             address = self.address or os.environ.get("RAY_ADDRESS")
             if address:
+                # a cluster's workers import the engine from their own checkout at the same path, or from
+                # this one uploaded (ship_code)
+                runtime_env: dict = {"env_vars": {"PYTHONPATH": path, "OMP_WAIT_POLICY": "PASSIVE"}}
+                if self.ship_code:
+                    runtime_env["working_dir"] = str(REPO)
+                    runtime_env["excludes"] = [".git", ".venv", "runs", "data", "*.pyc"]
                 ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
             else:
+                # local workers inherit this process's environment: no runtime-env set-up on the start path
+                os.environ["PYTHONPATH"] = path
+                os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+                # the raylet waits for its agent processes; on a loaded 2-core machine they need more than
+                # the default (measured: over 15 s with a dozen other processes running)
+                os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
                 ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False,
-                         _node_ip_address="127.0.0.1", runtime_env=runtime_env, log_to_driver=False)
+                         _node_ip_address="127.0.0.1", log_to_driver=False,
+                         object_store_memory=self.object_store_bytes)
             self.owns_ray = True
         self._remote = ray.remote(_execute)
         self.start_seconds = time.perf_counter() - start

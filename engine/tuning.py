@@ -13,7 +13,7 @@ the setting's scenarios one by one and reports the running mean after each, so t
 stop a bad point after its first scenario (class-wise: classes 1 and 3). Class-wise, the choice is the
 best trial among those that forget every tuning class (UA ≥ 99 and MIA-Efficacy ≥ 99 on each), as the
 grid's was. The objective gets the dataset through `withhold_test`: any read of a test image or label
-raises `TestDataWithheld`, so "never selected on test" is enforced, not just intended.
+raises `WithheldDataError`, so "never selected on test" is enforced, not just intended.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ FIXED = {"wsscl": {"class": {"pseudo_label": "uniform_others", "forget_batch_nor
 CHOSEN = Path("runs/tuning/chosen.json")
 
 
-class TestDataWithheld(RuntimeError):
+class WithheldDataError(RuntimeError):
     """Raised when tuning code reads the test set."""
 
 
@@ -57,7 +57,7 @@ class _Withheld(torch.Tensor):
 
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
-        raise TestDataWithheld(f"tuning touched the test set ({getattr(func, '__name__', func)}); "
+        raise WithheldDataError(f"tuning touched the test set ({getattr(func, '__name__', func)}); "
                                "selection must use validation data only")
 
 
