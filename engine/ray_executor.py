@@ -1,8 +1,9 @@
 """The Ray side of `engine.executor`: imported only when a caller asks for ``executor="ray"``.
 
 A local Ray (started on demand, dashboard off, node address 127.0.0.1) or an existing cluster
-(``address``, else ``RAY_ADDRESS``). Workers import the engine from this checkout (PYTHONPATH in the
-runtime environment); on a cluster whose nodes lack the checkout, ``ship_code=True`` uploads it.
+(``address``, else ``RAY_ADDRESS``). Workers import the engine from this checkout: a local Ray's workers
+inherit this process's PYTHONPATH, a cluster's get it through the runtime environment (the checkout at the
+same path on every node), or ``ship_code=True`` uploads the checkout.
 
 A long single job (`run_remote`) talks to the caller through a small actor, the mailbox: the job pushes
 `Progress` snapshots into it and polls its stop flag between batches (a cooperative stop, which ends
@@ -59,9 +60,6 @@ class RayExecutor:
                 # local workers inherit this process's environment: no runtime-env set-up on the start path
                 os.environ["PYTHONPATH"] = path
                 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-                # the raylet waits for its agent processes; on a loaded 2-core machine they need more than
-                # the default (measured: over 15 s with a dozen other processes running)
-                os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
                 ray.init(num_cpus=self.num_cpus or os.cpu_count(), include_dashboard=False,
                          _node_ip_address="127.0.0.1", log_to_driver=False,
                          object_store_memory=self.object_store_bytes)
