@@ -5,6 +5,9 @@ engine imports streamlit. Modules stay importable for the CLI, scripts and tests
 """
 from engine.attacks import (ATTACK_SCORES, COMPARISONS, ROC_GRID, Distinguishability, PrivacyAttacks, RocCurve,
                             distinguishability, membership_scores, roc_curve, run_attacks, threshold_attacks)
+from engine.audit import (DELTA, EPSILON_CAP, ForgettingQuality, NoiseFloor, epsilon_limit, epsilon_points,
+                          example_epsilons, forgetting_quality, largest_finite_epsilon, logit_scaled_confidence,
+                          noise_floor)
 from engine.attribution import ATTRIBUTION_METHODS, Attributions, attribute, default_attribution_ids, explain
 from engine.checkpoints import (CheckpointError, ModelCheck, check_model, json_default, load_checkpoint,
                                 load_state_file, read_sidecar, save_checkpoint, size_text, versions,
@@ -15,6 +18,7 @@ from engine.evaluation import Evaluation, SplitOutputs, evaluate, evaluate_outpu
 from engine.insights import Insights, InsightsCache, InsightsConfig, compute_insights, fingerprint
 from engine.methods import (METHODS, ConfigField, MethodConfig, MethodInfo, UnlearnResult, config_fields,
                             form_defaults, make_config, setting_defaults)
+from engine.lira import LiraAudit, lira_audit, lira_statistic, tpr_at_fpr
 from engine.metrics import GAP_KEYS, accuracy, avg_gap, confusion_matrix, mean_and_std, per_class_accuracy
 from engine.models import ARCHITECTURES, ModelSpec, build_model, spec_for
 from engine.privacy import cross_entropy_loss, entropy, mia_efficacy, modified_entropy, true_label_confidence
@@ -72,4 +76,8 @@ __all__ = [
     "FeatureSpace", "Projection", "fit_projection", "numba_cache_dir", "project_features", "warm_up",
     "WeightMaps", "block_average", "comparison_ids", "map_weights",
     "score_distributions", "load_score_distributions",
+    # the per-example privacy audit (populations of retrained / shadow models)
+    "DELTA", "EPSILON_CAP", "ForgettingQuality", "NoiseFloor", "epsilon_limit", "epsilon_points", "example_epsilons",
+    "forgetting_quality", "largest_finite_epsilon", "logit_scaled_confidence", "noise_floor",
+    "LiraAudit", "lira_audit", "lira_statistic", "tpr_at_fpr",
 ]

@@ -35,13 +35,15 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 def commands() -> dict[str, Command]:
     """Every sub-command, name → (add_arguments, run). A new command is one line here."""
-    from engine import cli_train, cli_unlearn   # they import this module's helpers, so they come in late
+    from engine import cli_bench, cli_scale, cli_train, cli_unlearn   # they import this module's helpers: late
 
     return {
         "train": (cli_train.train_arguments, cli_train.run_train),
         "evaluate": (cli_train.evaluate_arguments, cli_train.run_evaluate),
         "unlearn": (cli_unlearn.unlearn_arguments, cli_unlearn.run_unlearn),
-        "bench": (cli_unlearn.bench_arguments, cli_unlearn.run_bench),
+        "bench": (cli_bench.bench_arguments, cli_bench.run_bench),
+        "population": (cli_scale.population_arguments, cli_scale.run_population),
+        "tune": (cli_scale.tune_arguments, cli_scale.run_tune),
     }
 
 

@@ -24,7 +24,7 @@ import torch
 
 from engine import (METHODS, avg_gap, device_name, evaluate, fit_linear_probe, load_dataset, make_config, make_split,
                     mean_and_std, resolve_device, train_simclr, training_indices, versions)
-from engine.cli_unlearn import parse_scenario
+from engine.cli_bench import parse_scenario
 
 CACHE = Path("runs/ssl")
 

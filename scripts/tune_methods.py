@@ -30,10 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine import METHODS, ForgetSpec, load_dataset, load_original, make_config, make_split, predict
+from engine import METHODS, ForgetSpec, load_dataset, load_original, make_config, make_split
 from engine.checkpoints import write_json_atomic
-from engine.metrics import accuracy
-from engine.privacy import mia_efficacy, true_label_confidence
+from engine.tuning import score, validation_proxy  # the objective lives once, in the engine
 
 CACHE = Path("runs/tuning/grid.json")
 DOC = Path("docs/tuning.md")
@@ -84,44 +83,6 @@ WSSCL["class"].append({**_CLASS, "stage1_lr": 0.0015, **_REPAIRS[2]})
 def grid(setting: str) -> list[tuple[str, dict]]:
     return [("wsscl", point) for point in WSSCL[setting]] + \
         [(name, point) for name, points in BASELINES.items() for point in points + EDGES[setting].get(name, [])]
-
-
-def validation_proxy(model, dataset, split, device) -> dict:
-    """UA, MIA on D_f and their held-out targets, validation and retain-sample accuracy (no test data)."""
-    images, labels = dataset.train_images, dataset.train_labels.numpy()
-
-    def outputs(indices):
-        out = predict(model, images[torch.as_tensor(indices)], device=device)
-        return out.predictions, true_label_confidence(out.probabilities, labels[indices])
-
-    rng = np.random.default_rng(0)
-    validation = rng.permutation(split.validation)
-    members = split.retain[:1000]
-    if split.forget_classes:
-        attack_non_members, counterpart = validation, None
-    else:
-        attack_non_members, counterpart = validation[: len(validation) // 2], validation[len(validation) // 2:]
-    forget_pred, forget_conf = outputs(split.forget)
-    member_pred, member_conf = outputs(members)
-    non_pred, non_conf = outputs(attack_non_members)
-    figures = {"UA": 100 - accuracy(forget_pred, labels[split.forget]),
-               "MIA": mia_efficacy(member_conf, non_conf, forget_conf),
-               "retain_acc": accuracy(member_pred, labels[members])}
-    if counterpart is None:
-        figures.update(UA_target=100.0, MIA_target=100.0, validation_acc=accuracy(non_pred, labels[validation]))
-    else:
-        pred, conf = outputs(counterpart)
-        figures.update(UA_target=100 - accuracy(pred, labels[counterpart]),
-                       MIA_target=mia_efficacy(member_conf, non_conf, conf),
-                       validation_acc=accuracy(np.concatenate([non_pred, pred]),
-                                               labels[np.concatenate([attack_non_members, counterpart])]))
-    return figures
-
-
-def score(figures: dict, original: dict) -> float:
-    return float(np.mean([abs(figures["UA"] - figures["UA_target"]), abs(figures["MIA"] - figures["MIA_target"]),
-                          max(0.0, original["validation_acc"] - figures["validation_acc"]),
-                          max(0.0, original["retain_acc"] - figures["retain_acc"])]))
 
 
 def key(scenario: str, name: str, point: dict) -> str:
