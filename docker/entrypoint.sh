@@ -25,7 +25,7 @@ else
 fi
 exec streamlit run app/streamlit_app.py \
   --server.port=8501 --server.address=0.0.0.0 \
-  --server.headless=true --server.fileWatcherType=none \
+  --server.headless=true --server.fileWatcherType=none --runner.postScriptGC=false \
   --server.enableXsrfProtection=true --server.enableCORS=true --server.xsrfCookieSameSite="$same_site" \
   --client.showErrorDetails=none \
   --browser.gatherUsageStats=false "$@"
