@@ -109,8 +109,10 @@ class RayExecutor:
                     tracker.finished(result)
                     yield result
         finally:
+            # force: a running task is killed at once (seen here: without it, cancelled 120 s sleeps kept
+            # both CPUs past 60 s); a queued one is dropped before it starts
             for ref in pending:
-                ray.cancel(ref)
+                ray.cancel(ref, force=True)
 
     @staticmethod
     def _outcome(ray, ref) -> dict:
