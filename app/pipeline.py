@@ -99,7 +99,11 @@ def unlearn_work(job, report, should_stop, *, queue_reference: bool = False) -> 
     job.run_id = store.run_id(run_dir)            # pages show the metrics now, insights follow
     if queue_reference and done.record.reference_metrics is None:
         submit_reference(job.owner, request.forget, request.device)   # queued behind this run
-    compute_insights(done, report, should_stop)
+    try:
+        compute_insights(done, report, should_stop)
+    except Exception as exc:  # noqa: BLE001 — the metrics stand even when the pictures fail
+        record = engine.read_record(run_dir).insights_ended("failed", f"{type(exc).__name__}: {exc}")
+        engine.write_record(run_dir, record)
     return {"run_id": job.run_id}
 
 
