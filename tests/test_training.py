@@ -83,3 +83,40 @@ def test_bad_names_and_devices():
         with pytest.raises(ValueError, match="no CUDA GPU"):
             resolve_device("cuda")
         assert resolve_device("auto").type == "cpu"
+
+
+def test_weight_average_tracks_parameters_and_batchnorm_statistics(data):
+    from engine.training import WeightAverage
+
+    model = build_model(spec_for(data))
+    average = WeightAverage(model, decay=0.5)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    with torch.no_grad():
+        for value in model.state_dict().values():
+            value.add_(1) if value.is_floating_point() else value.add_(7)
+    average.update(model)  # first step: decay min(0.5, 2/11) = 2/11, so the average moves 9/11 of the way
+    average.copy_to(model)
+    state = model.state_dict()
+    assert torch.allclose(state["head.weight"], before["head.weight"] + 9 / 11)
+    assert torch.allclose(state["block1.1.running_var"], before["block1.1.running_var"] + 9 / 11)
+    assert torch.equal(state["block1.1.num_batches_tracked"], before["block1.1.num_batches_tracked"] + 7)
+
+
+def test_recipe_ingredients_change_training_and_stay_deterministic(data, subset):
+    plain = train_from_scratch(data, subset, recipe=FAST, device=CPU, seed=3)
+    for extra in (dict(label_smoothing=0.1), dict(ema_decay=0.9), dict(augment_until=0.5)):
+        recipe = TrainRecipe(**{**FAST.to_dict(), **extra})
+        first = train_from_scratch(data, subset, recipe=recipe, device=CPU, seed=3)
+        second = train_from_scratch(data, subset, recipe=recipe, device=CPU, seed=3)
+        assert torch.equal(first.head.weight, second.head.weight), extra
+        assert not torch.equal(first.head.weight, plain.head.weight), extra
+
+
+def test_recipe_rejects_bad_ingredients():
+    with pytest.raises(ValueError, match="label_smoothing must be in"):
+        TrainRecipe(label_smoothing=1.0)
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        TrainRecipe(ema_decay=-0.1)
+    with pytest.raises(ValueError, match="augment_until must be in"):
+        TrainRecipe(augment_until=1.5)
+    assert TrainRecipe(augment_until=1.0).augment_until == 1.0
