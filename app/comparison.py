@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from app import store
+import engine
 
 KEYS = ("UA", "RA", "TA", "MIA")
 RETRAIN = "Retrain"
@@ -42,8 +42,12 @@ class RunView:
     record: dict               # the record itself, for the insight loaders (pipeline.load_insights)
 
     @property
+    def forget_spec(self) -> Optional[engine.ForgetSpec]:
+        return engine.ForgetSpec.from_dict(self.spec) if self.spec else None
+
+    @property
     def spec_key(self) -> str:
-        return store.spec_key(self.spec)
+        return engine.ForgetSpec.from_dict(self.spec).key() if self.spec else ""
 
     @property
     def title(self) -> str:

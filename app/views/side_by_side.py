@@ -31,7 +31,7 @@ picked = st.multiselect("Runs to compare (the first is the baseline of the diffe
                         on_change=lambda: state.put("compare_ids", list(state.get("side-runs"))))
 try:
     chosen = [by_id[i] for i in picked]
-    spec = comparing.run_view(chosen[0]).spec if chosen else None
+    spec = comparing.run_view(chosen[0]).forget_spec if chosen else None
     reference = None
     if spec and not any(r.get("reference_metrics") for r in chosen):
         reference, _ = pipeline.reference_metrics(chosen[0].get("dataset") or resources.dataset().name, spec)
