@@ -5,7 +5,8 @@
 Selection score ("validation gap", lower is better; scripts/tune_methods.py's hand grid used the same one):
 a perfect unlearner makes D_f look like data it never saw, so targets come from held-out data —
 class-wise UA* = MIA* = 100; random: UA* = 100 − accuracy on half B of the validation hold-out, MIA* =
-MIA-Efficacy of B against an attack trained on retain (members) vs half A (non-members) — plus the drop
+MIA-Efficacy of B against an attack trained on retain (members) vs half A (non-members), equally many of
+each (the larger side subsampled, seeded, as the evaluation's attack is balanced) — plus the drop
 of validation and retain-sample accuracy against the original. score = mean of the four.
 
 A study is TPE (seeded) over the method's `SPACES`, stored (sqlite) so a rerun resumes it; a trial runs
