@@ -79,3 +79,21 @@ def test_audit_refuses_a_population_of_another_forget_set(assets, tmp_path, caps
     assert "forget set" in capsys.readouterr().err
     assert main(base[:1] + ["--forget-classes", "1", "--seed", "0"] + base[1:6] + ["retrain"] + base[7:]) == 2
     assert "population's own Retrains" in capsys.readouterr().err
+
+
+def test_shadows_give_online_lira(assets, tmp_path, capsys):
+    npz, original, population = assets
+    shadows = tmp_path / "shadows"
+    # a half of the pool is one batch: twice the epochs give the shadows the original's number of steps
+    assert main(["population", "--kind", "shadow", "--dataset", str(npz), "--count", "6", "--epochs", "24",
+                 "--device", "cpu", "--out", str(shadows)]) == 0
+    figures = audit(assets, tmp_path, "original", 1, "--shadows", str(shadows))
+    assert figures["lira_variant"] == "online" and figures["lira_against"] == "shadows"
+    assert figures["lira_skipped_examples"] < figures["forget_examples"]
+    # no order asserted: 24 steps on noise images memorise no single example, and a shadow that left an
+    # example out still learned its class (measured AUC about 0.5 for the original here; docs/audit.md)
+    assert 0.0 <= figures["lira_auc"] <= 1.0
+    capsys.readouterr()
+    with pytest.raises(AssertionError):           # the Retrain population is no shadow population
+        audit(assets, tmp_path, "original", 1, "--shadows", str(population), "--force")
+    assert "not a shadow one" in capsys.readouterr().err

@@ -104,3 +104,14 @@ def test_unbalanced_evaluation_attack_is_reported(tiny):
         figures = evaluate(model, small, small_split, device=torch.device("cpu")).to_dict()
     assert figures["mia_members"] == len(small_split.retain) < figures["mia_non_members"] == len(small_split.test)
     assert figures["mia_balanced"] is False
+
+
+def test_unlearn_at_another_split_seed_reports_no_reference(tmp_path):
+    from engine.cli import main
+
+    out = tmp_path / "ga.json"
+    assert main(["unlearn", "--forget-classes", "1", "--method", "ga", "--set", "epochs=1", "--split-seed", "1",
+                 "--device", "cpu", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert figures["reference"] is None and figures["avg_gap"] is None
+    assert "split seed 1" in figures["reference_note"]
