@@ -35,7 +35,8 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 def commands() -> dict[str, Command]:
     """Every sub-command, name → (add_arguments, run). A new command is one line here."""
-    from engine import cli_bench, cli_scale, cli_train, cli_unlearn   # they import this module's helpers: late
+    # they import this module's helpers: late
+    from engine import cli_audit, cli_bench, cli_scale, cli_train, cli_unlearn
 
     return {
         "train": (cli_train.train_arguments, cli_train.run_train),
@@ -44,6 +45,7 @@ def commands() -> dict[str, Command]:
         "bench": (cli_bench.bench_arguments, cli_bench.run_bench),
         "population": (cli_scale.population_arguments, cli_scale.run_population),
         "tune": (cli_scale.tune_arguments, cli_scale.run_tune),
+        "audit": (cli_audit.audit_arguments, cli_audit.run_audit),
     }
 
 

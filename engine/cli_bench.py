@@ -116,7 +116,7 @@ def reference_for(dataset, spec, split_seed: int) -> tuple[dict | None, str]:
     from engine.checkpoints import read_sidecar
     from engine.references import find_reference
 
-    shipped = find_reference(dataset.name, spec) if split_seed == 0 else None
+    shipped = find_reference(dataset.name, spec, split_seed=split_seed)  # None unless trained for split_seed
     name = f"{dataset.name}-retrain-" + (f"class-{'-'.join(map(str, spec.classes))}" if spec.classes else
                                          f"random-{spec.fraction:g}-forgetseed{spec.seed}") + f"-split{split_seed}"
     path = shipped or (BENCH_CACHE / f"{name}.safetensors").resolve()

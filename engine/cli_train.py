@@ -80,14 +80,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
     model, _ = load_fitting("--checkpoint", args.checkpoint, dataset, device)
     reference_model = load_fitting("--reference", args.reference, dataset, device)[0] if args.reference else None
     evaluation = evaluate(model, dataset, split, device=device)
-    reference = reference_scores(dataset.name, spec, reference_model, dataset, split, device)
+    reference = reference_scores(dataset.name, spec, reference_model, dataset, split, device,
+                                 split_seed=args.split_seed)
     payload = {**evaluation.to_dict(reference), "seconds": time.perf_counter() - start,
                "forget": spec.to_dict(), "dataset": dataset.name, "checkpoint": str(args.checkpoint)}
     write_json(args.json, payload)
     return 0
 
 
-def reference_scores(dataset_name: str, spec, reference_model, dataset=None, split=None, device=None):
+def reference_scores(dataset_name: str, spec, reference_model, dataset=None, split=None, device=None, *,
+                     split_seed: int = 0):
     """Retrain metrics for ``spec``: of the --reference model (evaluated now) or the shipped sidecar; else None."""
     from engine.checkpoints import read_sidecar
     from engine.evaluation import evaluate
@@ -95,7 +97,7 @@ def reference_scores(dataset_name: str, spec, reference_model, dataset=None, spl
 
     if reference_model is not None:
         return evaluate(reference_model, dataset, split, device=device).scores()
-    shipped = find_reference(dataset_name, spec)
+    shipped = find_reference(dataset_name, spec, split_seed=split_seed)
     if shipped is None:
         return None
     metrics = read_sidecar(shipped).get("metrics", {})

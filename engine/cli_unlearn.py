@@ -51,6 +51,12 @@ def load_model(dataset, checkpoint: Path | None, device):
     return load_fitting("--checkpoint", checkpoint, dataset, device)[0]
 
 
+def no_reference(args: argparse.Namespace) -> str:
+    """Why the figures come without an Avg. Gap (a reference of another split seed is never used)."""
+    return (f"no Retrain reference for this forget set at split seed {args.split_seed}: pass --reference, or "
+            "a Retrain trained for it (`python -m engine train --forget-... --split-seed N --out ...`)")
+
+
 def run_unlearn(args: argparse.Namespace) -> int:
     """Unlearn a forget set with one method; print or write the figures."""
     from engine.methods import make_config
@@ -66,7 +72,9 @@ def run_unlearn(args: argparse.Namespace) -> int:
         outcome = run_unlearning(args.method, model, dataset, split, config, device=device, seed=args.seed,
                                  on_progress=progress, reference=reference, split_seed=args.split_seed)
     payload = {**outcome.evaluation.to_dict(outcome.reference_scores), "avg_gap": outcome.avg_gap,
-               "reference": outcome.reference_scores, "seconds": outcome.result.seconds, "method": args.method,
+               "reference": outcome.reference_scores,
+               **({} if outcome.reference_scores is not None else {"reference_note": no_reference(args)}),
+               "seconds": outcome.result.seconds, "method": args.method,
                "config": outcome.result.config, "seed": args.seed, "forget": spec.to_dict(),
                "dataset": dataset.name, "device": outcome.record["device"]}
     if args.save_run is not None:

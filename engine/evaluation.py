@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
@@ -11,7 +12,7 @@ from torch import nn
 
 from engine.data import ImageDataset
 from engine.metrics import GAP_KEYS, accuracy, avg_gap, confusion_matrix, per_class_accuracy, unlearning_accuracy
-from engine.privacy import mia_efficacy, true_label_confidence
+from engine.privacy import AttackImbalanceWarning, attack_sizes, mia_efficacy, true_label_confidence
 from engine.splits import DataSplit
 from engine.training import Outputs, predict
 
@@ -38,6 +39,12 @@ class Evaluation:
     per_class_test_acc: np.ndarray = field(repr=False)   # (C,)
     confusion: np.ndarray = field(repr=False)            # (C, C), whole test set
     seconds: float = 0.0
+    mia_members: int = 0        # what the MIA attack trained on: fewer members than non-members when |D_r| < |D_t|
+    mia_non_members: int = 0
+
+    @property
+    def mia_balanced(self) -> bool:
+        return self.mia_members == self.mia_non_members
 
     def scores(self) -> dict[str, float]:
         return {"UA": self.UA, "RA": self.RA, "TA": self.TA, "MIA": self.MIA}
@@ -45,7 +52,9 @@ class Evaluation:
     def to_dict(self, reference: Optional[Mapping[str, float]] = None) -> dict:
         values = {**self.scores(), "forget_test_acc": self.forget_test_acc, "validation_acc": self.validation_acc,
                   "per_class_test_acc": [None if np.isnan(v) else float(v) for v in self.per_class_test_acc],
-                  "confusion": self.confusion.tolist(), "eval_seconds": self.seconds}
+                  "confusion": self.confusion.tolist(), "eval_seconds": self.seconds,
+                  "mia_members": self.mia_members, "mia_non_members": self.mia_non_members,
+                  "mia_balanced": self.mia_balanced}
         if reference is not None:
             values["avg_gap"] = avg_gap(self.scores(), reference)
         return values
@@ -75,6 +84,11 @@ def evaluate_outputs(outputs: SplitOutputs, dataset: ImageDataset, split: DataSp
     test_pred = outputs.test.predictions
     test_conf = true_label_confidence(outputs.test.probabilities, test_labels)
     validation_pred = outputs.validation.predictions[: len(split.validation)]
+    members, non_members = attack_sizes(len(split.retain), len(split.test))
+    if members < non_members:
+        warnings.warn(f"MIA-Efficacy: the retain set ({members}) is smaller than the test set ({non_members}), so "
+                      "the attack trains on fewer members than non-members and its figure leans to 'non-member'",
+                      AttackImbalanceWarning, stacklevel=2)
 
     return Evaluation(
         UA=unlearning_accuracy(train_pred[forget_at], train_labels[split.forget]),
@@ -85,7 +99,7 @@ def evaluate_outputs(outputs: SplitOutputs, dataset: ImageDataset, split: DataSp
         validation_acc=accuracy(validation_pred, train_labels[split.validation]),
         per_class_test_acc=per_class_accuracy(test_pred, test_labels, dataset.num_classes),
         confusion=confusion_matrix(test_pred, test_labels, dataset.num_classes),
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - start, mia_members=members, mia_non_members=non_members,
     )
 
 

@@ -2,13 +2,38 @@
 
 `mia_efficacy` is SalUn's MIA-Efficacy (docs/method.md §4): an RBF SVC on the true-label confidence,
 trained with members = the first |D_t| retain samples and non-members = D_t; efficacy = the share of
-D_f the attack calls non-member (higher = more forgotten).
+D_f the attack calls non-member (higher = more forgotten). When D_r is smaller than D_t the attack trains
+on fewer members than non-members (it keeps all of D_t, as SalUn's code does); `attack_sizes` says so, and the
+evaluation reports it (`Evaluation.mia_members`, `mia_non_members`) with an `AttackImbalanceWarning`.
+`balanced_positions` draws equal counts (the larger side subsampled, seeded) where a caller picks its own sets.
 """
 from __future__ import annotations
 
 import numpy as np
 
 _EPS = 1e-12
+
+
+class AttackImbalanceWarning(UserWarning):
+    """The membership attack trained on fewer members than non-members (the retain set is smaller than D_t)."""
+
+
+def attack_sizes(retain_count: int, test_count: int) -> tuple[int, int]:
+    """(members, non-members) the SVC attack of `mia_efficacy` trains on: min(|D_r|, |D_t|) and |D_t|."""
+    return min(int(retain_count), int(test_count)), int(test_count)
+
+
+def balanced_positions(member_count: int, non_member_count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of equally many members and non-members: the larger side subsampled without replacement by a
+    seeded generator (sorted positions), the smaller kept whole. An attack fitted on unequal classes learns
+    the prior, not membership."""
+    count = min(int(member_count), int(non_member_count))
+    rng = np.random.default_rng(seed)
+
+    def take(total: int) -> np.ndarray:
+        return np.arange(total) if total == count else np.sort(rng.choice(total, count, replace=False))
+
+    return take(int(member_count)), take(int(non_member_count))
 
 
 def true_label_confidence(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -6,7 +6,9 @@ Two homes, two naming schemes, one lookup (`locate_reference`):
         rebuilt by ``python -m scripts.build_checkpoints``
     <folder>/<dataset>-<ForgetSpec.key()>[-fast].safetensors                          trained on demand for any
         other forget set ("computed"; the app keeps them in runs/_references)
-Each checkpoint's sidecar JSON holds its metrics under the matching forget spec.
+Each checkpoint's sidecar JSON holds its metrics under the matching forget spec, and what it was trained under:
+dataset, split seed (the validation hold-out, hence D_r) and recipe. A Retrain only stands for a run when all
+three match (`matches_run`): a reference of split seed 0 differs from a split-seed-1 run by its retain set.
 """
 from __future__ import annotations
 
@@ -45,35 +47,69 @@ def reference_path(dataset_name: str, spec: ForgetSpec, root: Path | None = None
     return None
 
 
-def find_reference(dataset_name: str, spec: ForgetSpec, root: Path | None = None) -> Optional[Path]:
-    """The precomputed Retrain checkpoint for ``spec`` if it exists on disk."""
+def matches_run(record: Mapping, dataset_name: str, split_seed: int = 0,
+                recipe: Optional[Mapping] = None) -> bool:
+    """Whether a reference's sidecar record was trained for this run: same dataset and split seed and, when
+    ``recipe`` is given (the recipe the original model was trained with), the same recipe. Records written
+    before the split seed was stored were all split seed 0."""
+    if record.get("dataset") not in (None, dataset_name) or int(record.get("split_seed", 0)) != int(split_seed):
+        return False
+    return recipe is None or record.get("recipe") in (None, dict(recipe))
+
+
+def _matching(path: Path, dataset_name: str, split_seed: int, recipe: Optional[Mapping]) -> bool:
+    try:
+        return matches_run(read_sidecar(path), dataset_name, split_seed, recipe)
+    except CheckpointError:
+        return False
+
+
+def original_recipe(dataset_name: str, root: Path | None = None) -> Optional[dict]:
+    """The recipe the shipped original of ``dataset_name`` was trained with (its sidecar), or None."""
+    path = original_path(dataset_name, root)
+    try:
+        return read_sidecar(path).get("recipe") if path.is_file() else None
+    except CheckpointError:
+        return None
+
+
+def find_reference(dataset_name: str, spec: ForgetSpec, root: Path | None = None, *, split_seed: int = 0,
+                   recipe: Optional[Mapping] = None) -> Optional[Path]:
+    """The precomputed Retrain checkpoint for ``spec`` if it exists on disk and was trained for this run:
+    split seed ``split_seed`` and ``recipe`` (default: the shipped original's recipe in the same folder)."""
     path = reference_path(dataset_name, spec, root)
-    return path if path is not None and path.is_file() else None
+    if path is None or not path.is_file():
+        return None
+    recipe = recipe if recipe is not None else original_recipe(dataset_name, root)
+    return path if _matching(path, dataset_name, split_seed, recipe) else None
 
 
-def computed_reference_path(folder: Path, dataset_name: str, spec: ForgetSpec, *, fast: bool = False) -> Path:
+def computed_reference_path(folder: Path, dataset_name: str, spec: ForgetSpec, *, fast: bool = False,
+                            split_seed: int = 0) -> Path:
     """Where a Retrain trained on demand for ``spec`` is kept (fast-mode ones apart: 1-epoch references never
-    pass for real ones)."""
-    return Path(folder) / f"{dataset_name}-{spec.key()}{'-fast' if fast else ''}.safetensors"
+    pass for real ones; another split seed apart too, its retain set differs)."""
+    split = f"-split{split_seed}" if split_seed else ""
+    return Path(folder) / f"{dataset_name}-{spec.key()}{split}{'-fast' if fast else ''}.safetensors"
 
 
-def locate_reference(dataset_name: str, spec: ForgetSpec, folder: Optional[Path] = None, *,
-                     fast: bool = False) -> tuple[Optional[Path], str]:
-    """(path, "precomputed" | "computed") of the Retrain model for this forget set, or (None, "")."""
-    path = find_reference(dataset_name, spec)
+def locate_reference(dataset_name: str, spec: ForgetSpec, folder: Optional[Path] = None, *, fast: bool = False,
+                     split_seed: int = 0, recipe: Optional[Mapping] = None) -> tuple[Optional[Path], str]:
+    """(path, "precomputed" | "computed") of the Retrain model for this forget set and split seed, or (None, "")
+    when none was trained for this run (another split seed or recipe does not count)."""
+    path = find_reference(dataset_name, spec, split_seed=split_seed, recipe=recipe)
     if path is not None:
         return path, "precomputed"
     if folder is not None:
-        path = computed_reference_path(folder, dataset_name, spec, fast=fast)
-        if path.is_file():
+        path = computed_reference_path(folder, dataset_name, spec, fast=fast, split_seed=split_seed)
+        if path.is_file() and _matching(path, dataset_name, split_seed, recipe):
             return path, "computed"
     return None, ""
 
 
-def reference_metrics(dataset_name: str, spec: ForgetSpec, folder: Optional[Path] = None, *,
-                      fast: bool = False) -> tuple[Optional[dict], str]:
+def reference_metrics(dataset_name: str, spec: ForgetSpec, folder: Optional[Path] = None, *, fast: bool = False,
+                      split_seed: int = 0, recipe: Optional[Mapping] = None) -> tuple[Optional[dict], str]:
     """The Retrain model's metrics on this forget set, from its sidecar (no model loaded), and its source."""
-    path, source = locate_reference(dataset_name, spec, folder, fast=fast)
+    path, source = locate_reference(dataset_name, spec, folder, fast=fast, split_seed=split_seed, recipe=recipe)
     if path is None:
         return None, ""
     try:
@@ -90,24 +126,26 @@ def gap_scores(metrics: Optional[dict]) -> Optional[dict]:
 
 
 def train_reference(dataset: ImageDataset, spec: ForgetSpec, folder: Path, *, recipe: TrainRecipe | None = None,
-                    fast: bool = False, device: torch.device, seed: int = 0,
+                    fast: bool = False, device: torch.device, seed: int = 0, split_seed: int = 0,
                     on_progress: Optional[ProgressCallback] = None,
                     should_stop: Optional[StopCheck] = None) -> tuple[Path, dict]:
     """Exact unlearning for a forget set without a reference: train, evaluate, save under ``folder``.
     Returns (path, metrics); an existing one is returned as it is. Cancelled: nothing is written."""
-    out = computed_reference_path(folder, dataset.name, spec, fast=fast)
+    out = computed_reference_path(folder, dataset.name, spec, fast=fast, split_seed=split_seed)
     if out.is_file():
         return out, read_sidecar(out).get("metrics", {})
     path, evaluation = train_and_save(dataset, out, forget=spec, recipe=recipe, device=device, seed=seed,
+                                      split_seed=split_seed,
                                       on_progress=on_progress, should_stop=should_stop, extra={"fast": fast})
     return path, evaluation.to_dict()
 
 
-def reference_scores_for(dataset: ImageDataset, split: DataSplit, reference=None, *,
-                         device: torch.device) -> Optional[dict]:
-    """Retrain scores from: a dict of scores, a Retrain model, a checkpoint path, or the shipped reference."""
+def reference_scores_for(dataset: ImageDataset, split: DataSplit, reference=None, *, device: torch.device,
+                         split_seed: int = 0) -> Optional[dict]:
+    """Retrain scores from: a dict of scores, a Retrain model, a checkpoint path, or the shipped reference
+    (only one trained for ``split_seed``; None when there is none)."""
     if reference is None:
-        path = find_reference(dataset.name, split.spec) if split.spec is not None else None
+        path = find_reference(dataset.name, split.spec, split_seed=split_seed) if split.spec is not None else None
         if path is None:
             return None
         return gap_scores(read_sidecar(path).get("metrics", {}))

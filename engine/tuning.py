@@ -5,7 +5,8 @@
 Selection score ("validation gap", lower is better; scripts/tune_methods.py's hand grid used the same one):
 a perfect unlearner makes D_f look like data it never saw, so targets come from held-out data —
 class-wise UA* = MIA* = 100; random: UA* = 100 − accuracy on half B of the validation hold-out, MIA* =
-MIA-Efficacy of B against an attack trained on retain (members) vs half A (non-members) — plus the drop
+MIA-Efficacy of B against an attack trained on retain (members) vs half A (non-members), equally many of
+each (the larger side subsampled, seeded, as the evaluation's attack is balanced) — plus the drop
 of validation and retain-sample accuracy against the original. score = mean of the four.
 
 A study is TPE (seeded) over the method's `SPACES`, stored (sqlite) so a rerun resumes it; a trial runs
@@ -79,7 +80,7 @@ def _no_test_split(dataset, spec: dict):
 def validation_proxy(model, dataset, split, device) -> dict:
     """UA, MIA on D_f and their held-out targets, validation and retain-sample accuracy (no test data)."""
     from engine.metrics import accuracy
-    from engine.privacy import mia_efficacy, true_label_confidence
+    from engine.privacy import balanced_positions, mia_efficacy, true_label_confidence
     from engine.training import predict
 
     images, labels = dataset.train_images, dataset.train_labels.numpy()
@@ -98,15 +99,19 @@ def validation_proxy(model, dataset, split, device) -> dict:
     forget_pred, forget_conf = outputs(split.forget)
     member_pred, member_conf = outputs(members)
     non_pred, non_conf = outputs(attack_non_members)
+    # The attack fits on as many members as non-members (class-wise 1,000 retain vs the whole validation
+    # hold-out otherwise), like the evaluation's; accuracies still use every sample.
+    member_at, non_at = balanced_positions(len(member_conf), len(non_conf), seed=0)
+    attack_members, attack_non = member_conf[member_at], non_conf[non_at]
     figures = {"UA": 100 - accuracy(forget_pred, labels[split.forget]),
-               "MIA": mia_efficacy(member_conf, non_conf, forget_conf),
+               "MIA": mia_efficacy(attack_members, attack_non, forget_conf),
                "retain_acc": accuracy(member_pred, labels[members])}
     if counterpart is None:
         figures.update(UA_target=100.0, MIA_target=100.0, validation_acc=accuracy(non_pred, labels[validation]))
     else:
         pred, conf = outputs(counterpart)
         figures.update(UA_target=100 - accuracy(pred, labels[counterpart]),
-                       MIA_target=mia_efficacy(member_conf, non_conf, conf),
+                       MIA_target=mia_efficacy(attack_members, attack_non, conf),
                        validation_acc=accuracy(np.concatenate([non_pred, pred]),
                                                labels[np.concatenate([attack_non_members, counterpart])]))
     return figures

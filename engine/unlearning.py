@@ -75,7 +75,7 @@ def run_unlearning(method_name: str, model: nn.Module, dataset: ImageDataset, sp
     result = METHODS[method_name].unlearn(model, dataset, split, config, device=device, seed=seed,
                                           on_progress=on_progress, should_stop=should_stop)
     evaluation = evaluate(result.model, dataset, split, device=device)
-    scores = reference_scores_for(dataset, split, reference, device=device)
+    scores = reference_scores_for(dataset, split, reference, device=device, split_seed=split_seed)
     gap = avg_gap(evaluation.scores(), scores) if scores is not None else None
     record = run_record(result, evaluation, dataset, split, device=device, reference=scores, gap=gap,
                         split_seed=split_seed)
