@@ -83,6 +83,23 @@ def test_unset_runs_in_the_app_process_without_importing_ray(tmp_path):
     assert not any(s["where"] for s in out["snapshots"])
 
 
+def test_bad_ray_settings_are_refused_clearly(monkeypatch):
+    import importlib
+
+    from app import settings
+
+    try:
+        for name, value, message in (("UNLEARNING_LAB_RAY_CPUS", "two", "must be a number"),
+                                     ("UNLEARNING_LAB_RAY_GPUS", "-0.5", "must be at least 0")):
+            monkeypatch.setenv(name, value)
+            with pytest.raises(ValueError, match=f"{name} {message}"):
+                importlib.reload(settings)
+            monkeypatch.delenv(name)
+    finally:
+        importlib.reload(settings)
+    assert settings.RAY_CPUS == 1 and settings.RAY_GPUS == 0
+
+
 def test_the_panel_names_where_a_job_runs():
     from streamlit.testing.v1 import AppTest
 
