@@ -5,10 +5,12 @@ unlearn_work:    engine.unlearn_run (metrics saved; the job's run id is set) →
 reference_work:  engine.reference_run: exact unlearning for a forget set without a reference, saved once under
                  runs/_references and reused by every later run on the same set.
 Everything a job needs is in its frozen request (`engine.RunRequest` / `engine.ReferenceRequest`); the folders
-and fast-mode settings come from `workspace()`.
+and fast-mode settings come from `workspace()`. `_engine_call` alone decides where each engine call runs: here,
+or on the Ray cluster at $UNLEARNING_LAB_RAY_ADDRESS (the same calls as `engine.remote_*` jobs).
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -94,8 +96,8 @@ def _progress(report):
 def unlearn_work(job, report, should_stop, *, queue_reference: bool = False) -> dict:
     request: engine.RunRequest = job.params
     run_dir = store.new_run_dir(request.method, request.seed, request.dataset)
-    done = engine.unlearn_run(request, workspace(), run_dir, owner=job.owner, job=job.id,
-                              on_progress=_progress(report), should_stop=should_stop)
+    done = _engine_call(engine.unlearn_run, engine.remote_unlearn, report, should_stop, request=request,
+                        workspace=workspace(), run_dir=run_dir, owner=job.owner, job=job.id)
     job.run_id = store.run_id(run_dir)            # pages show the metrics now, insights follow
     if queue_reference and done.record.reference_metrics is None:
         submit_reference(job.owner, request.forget, request.device)   # queued behind this run
@@ -113,13 +115,46 @@ def unlearn_and_reference_work(job, report, should_stop) -> dict:
 
 
 def compute_insights(done, report, should_stop) -> None:
-    engine.insights_run(done, workspace(), on_progress=_progress(report), should_stop=should_stop)
+    _engine_call(engine.insights_run, engine.remote_insights, report, should_stop, run=done, workspace=workspace())
 
 
 def reference_work(job, report, should_stop) -> dict:
     """Exact unlearning for a forget set with no reference yet; saved for every later run on it."""
-    path = engine.reference_run(job.params, workspace(), on_progress=_progress(report), should_stop=should_stop)
+    path = _engine_call(engine.reference_run, engine.remote_reference, report, should_stop, request=job.params,
+                        workspace=workspace())
     return {"reference": str(path)}
+
+
+# ---------------------------------------------------------------------------------------------- where work runs
+PLACEMENT = "Ray cluster"     # how the job panel and the run record name a run executed on the cluster
+_CLUSTER: dict = {}
+_CLUSTER_LOCK = threading.Lock()
+
+
+def cluster():
+    """The Ray executor at $UNLEARNING_LAB_RAY_ADDRESS (connected on the first job, then kept), or None when
+    jobs run in this process (Ray is then never imported)."""
+    if not settings.RAY_ADDRESS:
+        return None
+    with _CLUSTER_LOCK:
+        if settings.RAY_ADDRESS not in _CLUSTER:
+            _CLUSTER[settings.RAY_ADDRESS] = engine.make_executor("ray", address=settings.RAY_ADDRESS)
+        return _CLUSTER[settings.RAY_ADDRESS]
+
+
+def _engine_call(local, remote, report, should_stop, **args):
+    """The one place that chooses where a job's engine call runs: ``local`` in this worker thread, or its
+    plain-value twin ``remote`` on the Ray cluster, whose progress snapshots (each naming where it runs) and
+    Cancel go through the executor's mailbox, so the job panel and Cancel behave the same."""
+    executor = cluster()
+    if executor is None:
+        return local(**args, on_progress=_progress(report), should_stop=should_stop)
+    job = engine.remote_job(remote, {**args, "placement": PLACEMENT}, cpus=settings.RAY_CPUS, gpus=settings.RAY_GPUS)
+    try:
+        return executor.run_remote(job, _progress(report), should_stop)
+    except engine.JobFailed as error:      # the panel shows the remote "Type: message", not the job's config
+        prefix, message = f"job {job.describe()} failed: ", str(error)
+        raise engine.JobFailed(message.removeprefix(prefix).splitlines()[0]) from error
 
 
 # ---------------------------------------------------------------------------------------------- submitting

@@ -41,11 +41,15 @@ def render_job(snapshot: dict, key: str, losses_chart: bool = False) -> None:
                         "(one heavy job at a time on this device)")
         elif status == "running":
             eta = snapshot["eta"]
+            where = snapshot["metrics"].get("where")      # set by jobs running on a Ray cluster
             st.markdown(f"**{snapshot['title']}** — {snapshot['stage'] or 'starting'} · "
                         f"elapsed {fmt_seconds(snapshot['elapsed'])}"
-                        + (f" · stage ETA {fmt_seconds(eta)}" if eta is not None else ""))
+                        + (f" · stage ETA {fmt_seconds(eta)}" if eta is not None else "")
+                        + (f" · on {where}" if where else ""))
         else:
-            st.markdown(f"**{snapshot['title']}** — {status} after {fmt_seconds(snapshot['elapsed'])}")
+            where = snapshot["metrics"].get("where")
+            st.markdown(f"**{snapshot['title']}** — {status} after {fmt_seconds(snapshot['elapsed'])}"
+                        + (f" · on {where}" if where else ""))
     with head[1]:
         if status not in TERMINAL and snapshot["owner"] == state.session_id():
             if st.button("Cancel", key=f"cancel-{key}-{snapshot['id']}", disabled=snapshot["cancel_requested"],

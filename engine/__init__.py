@@ -14,6 +14,7 @@ from engine.checkpoints import (CheckpointError, ModelCheck, check_model, json_d
                                 write_json_atomic)
 from engine.data import DATASET_NAMES, ImageDataset, augment, from_arrays, load_dataset, to_float
 from engine.distributions import load_score_distributions, score_distributions
+from engine.executor import Job, JobFailed, make_executor
 from engine.evaluation import Evaluation, SplitOutputs, evaluate, evaluate_outputs, split_outputs
 from engine.insights import Insights, InsightsCache, InsightsConfig, compute_insights, fingerprint
 from engine.methods import (METHODS, ConfigField, MethodConfig, MethodInfo, UnlearnResult, config_fields,
@@ -28,6 +29,7 @@ from engine.records import PROCESS_TOKEN, RECORD_NAME, RunRecord, read_record, w
 from engine.references import (computed_reference_path, find_reference, gap_scores, load_original, locate_reference,
                                original_path, reference_metrics, reference_path, reference_scores_for, retrain,
                                train_and_save, train_from_scratch, train_reference)
+from engine.remote_jobs import SavedRun, remote_insights, remote_job, remote_reference, remote_unlearn
 from engine.runs import fill_in_gaps, list_records, list_runs, load_run, new_run_dir, save_run
 from engine.selfsupervised import fit_linear_probe, train_simclr
 from engine.splits import DataSplit, ForgetSpec, make_split, training_indices, validation_indices
@@ -68,6 +70,9 @@ __all__ = [
     # background jobs: one call per kind
     "Workspace", "RunRequest", "ReferenceRequest", "UnlearnedRun", "unlearn_run", "insights_run", "reference_run",
     "pool_outputs", "original_metrics", "fast_recipe",
+    # the same jobs on an executor (a Ray cluster): plain values in and out, the models stay on disk
+    "Job", "JobFailed", "make_executor", "SavedRun", "remote_job", "remote_unlearn", "remote_insights",
+    "remote_reference",
     # insights: attacks, attributions, feature space, weight maps, score distributions
     "Insights", "InsightsCache", "InsightsConfig", "compute_insights", "fingerprint",
     "ATTACK_SCORES", "COMPARISONS", "ROC_GRID", "Distinguishability", "PrivacyAttacks", "RocCurve",
