@@ -9,6 +9,8 @@ and fast-mode settings come from `workspace()`.
 """
 from __future__ import annotations
 
+import functools
+import shutil
 from pathlib import Path
 from typing import Optional
 
@@ -91,21 +93,22 @@ def _progress(report):
     return lambda p: report(p.stage, p.step, p.total, **dict(p.metrics))
 
 
-def unlearn_work(job, report, should_stop, *, queue_reference: bool = False) -> dict:
+def unlearn_work(job, report, should_stop, *, queue_reference: bool = False, run_dir: Optional[Path] = None) -> dict:
     request: engine.RunRequest = job.params
-    run_dir = store.new_run_dir(request.method, request.seed, request.dataset)
+    run_dir = Path(run_dir) if run_dir is not None else store.new_run_dir(request.method, request.seed, request.dataset)
     done = engine.unlearn_run(request, workspace(), run_dir, owner=job.owner, job=job.id,
                               on_progress=_progress(report), should_stop=should_stop)
     job.run_id = store.run_id(run_dir)            # pages show the metrics now, insights follow
     if queue_reference and done.record.reference_metrics is None:
         submit_reference(job.owner, request.forget, request.device)   # queued behind this run
     compute_insights(done, report, should_stop)
+    store.enforce_size_cap()                      # the cap holds after the run's files are written, too
     return {"run_id": job.run_id}
 
 
-def unlearn_and_reference_work(job, report, should_stop) -> dict:
+def unlearn_and_reference_work(job, report, should_stop, run_dir: Optional[Path] = None) -> dict:
     """What Start queues: the run, and a Retrain for its forget set when none exists yet."""
-    return unlearn_work(job, report, should_stop, queue_reference=True)
+    return unlearn_work(job, report, should_stop, queue_reference=True, run_dir=run_dir)
 
 
 def compute_insights(done, report, should_stop) -> None:
@@ -115,16 +118,35 @@ def compute_insights(done, report, should_stop) -> None:
 def reference_work(job, report, should_stop) -> dict:
     """Exact unlearning for a forget set with no reference yet; saved for every later run on it."""
     path = engine.reference_run(job.params, workspace(), on_progress=_progress(report), should_stop=should_stop)
+    store.enforce_size_cap()
     return {"reference": str(path)}
 
 
 # ---------------------------------------------------------------------------------------------- submitting
 def submit_run(owner: str, request: engine.RunRequest):
-    """Queue an unlearning run; if the forget set has no Retrain reference, one is queued right after it."""
-    from app.jobs import manager
+    """Queue an unlearning run; if the forget set has no Retrain reference, one is queued right after it.
+
+    Its record is written now, "queued", with this process's token: a run still waiting when the server stops
+    is listed "interrupted (not started)", never lost. QueueFull (nothing written) past the session's share."""
+    from app.jobs import QueueFull, manager
 
     title = f"{label_of(request.method)} · {request.forget.describe(settings.class_names())}"
-    return manager().submit(owner, "unlearn", title, request, unlearn_and_reference_work)
+    run_dir = store.new_run_dir(request.method, request.seed, request.dataset)
+    record = engine.RunRecord(kind="unlearned", method=request.method, label=label_of(request.method),
+                              config=request.config.to_dict(), seed=request.seed, forget=request.forget,
+                              spec_text=request.forget.describe(settings.class_names()), dataset=request.dataset,
+                              fast=settings.FAST, original=request.original, owner=owner).queue()
+    engine.write_record(run_dir, record)
+
+    def not_started(status: str) -> None:
+        engine.write_record(run_dir, record.cancel() if status == "cancelled" else record.interrupt(started=False))
+
+    try:
+        return manager().submit(owner, "unlearn", title, request,
+                                functools.partial(unlearn_and_reference_work, run_dir=run_dir), not_started=not_started)
+    except QueueFull:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def submit_reference(owner: str, spec: engine.ForgetSpec, device: Optional[str] = None):

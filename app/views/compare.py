@@ -21,7 +21,7 @@ for r in runs:
     m = r.get("metrics") or {}
     cfg = r.get("config") or {}
     rows.append({"method": r.get("label", r.get("method")), "forget set": r.get("spec_text"),
-                 "status": r.get("status"), "UA": m.get("UA"), "RA": m.get("RA"), "TA": m.get("TA"), "MIA": m.get("MIA"),
+                 "status": r.get("status_text") or r.get("status"), "UA": m.get("UA"), "RA": m.get("RA"), "TA": m.get("TA"), "MIA": m.get("MIA"),
                  "Avg. Gap": r.get("avg_gap"), "seconds": r.get("seconds"),
                  "config": ", ".join(f"{k}={v}" for k, v in cfg.items()), "seed": r.get("seed"),
                  "run": r["id"].split("/")[-1]})

@@ -97,9 +97,15 @@ if start and spec is not None:
     except ValueError as error:
         st.error(f"Not started: {error}")
     else:
-        job = pipeline.submit_run(state.session_id(), request)
-        state.add_job(job.id)
-        st.toast("Run queued — it starts as soon as the device is free.")
+        from app.jobs import QueueFull
+
+        try:
+            job = pipeline.submit_run(state.session_id(), request)
+        except QueueFull as error:
+            st.error(str(error), icon=":material/hourglass_top:")
+        else:
+            state.add_job(job.id)
+            st.toast("Run queued — it starts as soon as the device is free.")
 
 if spec is not None:
     ref, source = resources.reference_metrics(spec)
