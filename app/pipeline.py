@@ -102,7 +102,7 @@ def unlearn_work(job, report, should_stop, *, queue_reference: bool = False, run
     if queue_reference and done.record.reference_metrics is None:
         submit_reference(job.owner, request.forget, request.device)   # queued behind this run
     compute_insights(done, report, should_stop)
-    store.enforce_size_cap()                      # the cap holds after the run's files are written, too
+    store.enforce_size_cap(keep=run_dir)          # the cap holds after the run's files are written, too
     return {"run_id": job.run_id}
 
 

@@ -107,7 +107,7 @@ import engine
 from app import pipeline
 from app.jobs import manager
 gate = threading.Event()
-blocker = manager().submit("other", "unlearn", "blocker", {}, lambda job, report, stop: gate.wait(60))
+blocker = manager().submit("other", "unlearn", "blocker", {}, lambda job, report, stop: gate.wait(60) and None)
 spec = engine.ForgetSpec(classes=(1,))
 job = pipeline.submit_run("s1", pipeline.run_request("ft", pipeline.default_config("ft", "class"), spec))
 print(job.id, flush=True)

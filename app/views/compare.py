@@ -7,6 +7,7 @@ from app import comparison as comparing, pipeline, report, resources, state, ui
 from app import store
 
 st.title("Compare runs")
+ui.storage_guard()                 # an unusable run folder: one clear message, no traceback
 ui.job_panel("compare")
 scope = st.segmented_control("Runs", ["session", "all"], default="session", key="compare-scope",
                              format_func={"session": "this session", "all": "all on disk (incl. earlier sessions)"}.get)
