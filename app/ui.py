@@ -151,10 +151,10 @@ def run_title(run: dict) -> str:
 def showing(run: dict) -> None:
     """Say which run the page shows, and which of the user's other runs are still in progress."""
     others = [j for j in active_jobs(state.session_id())
-              if j["kind"] == "unlearn" and j["params"].get("run_id") != run["id"]]
+              if j["kind"] == "unlearn" and j["run_id"] != run["id"]]     # params is a RunRequest; the job has the id
     st.markdown(f"Showing **{run_title(run)}**")
     for job in others:
-        if job["params"].get("run_id"):       # metrics saved, insights (pictures) still computing
+        if job["run_id"]:                     # metrics saved, insights (pictures) still computing
             st.info(f"**{job['title']}** has finished its metrics (pick it in the list); its pictures are still "
                     "being computed.", icon=":material/hourglass_top:")
             continue
