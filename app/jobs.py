@@ -1,4 +1,4 @@
-"""Background run manager: one worker thread per device, a FIFO queue, a cancel flag, progress snapshots.
+"""Background run manager: one worker thread per device, a fair queue, a cancel flag, progress snapshots.
 
 The worker makes no `st.*` calls. Pages submit jobs and poll `snapshot()` from an
 `@st.fragment(run_every=...)`; everything a page reads is a plain dict copied under the lock, so a
@@ -8,7 +8,12 @@ rerun or a page switch never touches a running computation. The manager is a mod
 A job's parameters are a frozen value (`engine.RunRequest`, `engine.ReferenceRequest`; no callables), shown
 as they are in snapshots. A job's work is a callable `work(job, report, should_stop)`; `report(stage, step, total, **metrics)`
 updates the snapshot, `should_stop()` turns True once Cancel was pressed (the engine checks it between
-batches and raises `RunCancelled`).
+batches and raises `RunCancelled`); it returns `engine.SHUTDOWN` instead when the process is ending, so the run is
+recorded "interrupted", not "cancelled".
+
+Fairness: the next job comes from the owner served least recently (round-robin over sessions, first come first
+served within one), so one session clicking Start many times does not push everybody else back; and a session
+holds at most `MAX_WAITING` waiting runs (a further submit raises `QueueFull`, nothing is queued).
 """
 from __future__ import annotations
 
@@ -21,7 +26,13 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-TERMINAL = ("finished", "cancelled", "failed")
+from engine import SHUTDOWN
+
+TERMINAL = ("finished", "cancelled", "failed", "interrupted")
+
+
+class QueueFull(ValueError):
+    """A session already has its share of waiting runs; the message says so in words for the page."""
 
 
 @dataclass
@@ -32,7 +43,7 @@ class Job:
     title: str                      # e.g. "WSS-CL · class Coat"
     params: Any                     # what the work function needs: engine.RunRequest / ReferenceRequest
     run_id: Optional[str] = None    # the run directory it writes, set once its metrics are on disk
-    status: str = "queued"          # queued → running → finished | cancelled | failed
+    status: str = "queued"          # queued → running → finished | cancelled | failed | interrupted
     stage: str = ""
     step: int = 0
     total: int = 0
@@ -46,6 +57,13 @@ class Job:
     error: Optional[str] = None
     result: Optional[dict] = None   # what the work function returned (e.g. {"run_id": ...})
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    stop_reason: Optional[str] = None   # None; "cancel" (the user) or engine.SHUTDOWN (the process is ending)
+    # called with "cancelled" / "interrupted" when the job ends without its work having run (Cancel while
+    # queued, shutdown), so whoever wrote a "queued" record for it can say how it ended
+    not_started: Optional[Callable[[str], None]] = field(default=None, repr=False)
+
+    def should_stop(self):
+        return self.stop_reason
 
     def elapsed(self, now: Optional[float] = None) -> float:
         if self.started is None:
@@ -65,10 +83,12 @@ Work = Callable[[Job, Callable[..., None], Callable[[], bool]], Optional[dict]]
 
 
 class JobManager:
-    """Runs one job at a time per device, in submission order; the rest wait with a visible position."""
+    """Runs one job at a time per device, round-robin over owners; the rest wait with a visible position."""
 
     HISTORY_LIMIT = 600
     ENDED_LIMIT = 200               # ended jobs kept in memory (their runs stay on disk)
+    MAX_WAITING = 3                 # waiting runs per session (the running one not counted)
+    LIMITED_KINDS = ("unlearn",)    # a background Retrain is queued by the app itself, never refused
 
     def __init__(self, device_label: str = "default"):
         self.device_label = device_label
@@ -79,15 +99,25 @@ class JobManager:
         self._works: dict[str, Work] = {}
         self._running: Optional[str] = None
         self._ids = itertools.count(1)
+        self._turns = itertools.count(1)
+        self._served: dict[str, int] = {}   # owner → turn number of their last start (never served: 0)
         self._thread: Optional[threading.Thread] = None
         self.listeners: list[Callable[[Job], None]] = []   # called (in the worker) when a job ends
         self._closing = False
 
     # ------------------------------------------------------------------ submitting and cancelling
-    def submit(self, owner: str, kind: str, title: str, params: Any, work: Work) -> Job:
+    def submit(self, owner: str, kind: str, title: str, params: Any, work: Work,
+               not_started: Optional[Callable[[str], None]] = None) -> Job:
+        """Queue a job. QueueFull (nothing queued) when ``owner`` already has `MAX_WAITING` waiting runs."""
         with self._lock:
+            if self._closing:
+                raise QueueFull("Not started: the server is shutting down.")
+            waiting = sum(1 for i in self._queue if self._jobs[i].owner == owner and self._jobs[i].kind == kind)
+            if kind in self.LIMITED_KINDS and waiting >= self.MAX_WAITING:
+                raise QueueFull(f"Not started: you already have {waiting} runs waiting (at most {self.MAX_WAITING} "
+                                f"per session, so every visitor gets a turn). Wait for one to start, or cancel one.")
             job = Job(id=f"{time.strftime('%H%M%S')}-{next(self._ids)}", owner=owner, kind=kind, title=title,
-                      params=dict(params) if isinstance(params, dict) else params)
+                      params=dict(params) if isinstance(params, dict) else params, not_started=not_started)
             self._jobs[job.id] = job
             self._works[job.id] = work
             ended = [i for i, j in self._jobs.items() if j.status in TERMINAL]
@@ -105,33 +135,69 @@ class JobManager:
             if job is None or job.status in TERMINAL:
                 return False
             job.cancel_event.set()
-            if job.status == "queued":
+            job.stop_reason = job.stop_reason or "cancel"
+            dropped = job.status == "queued"
+            if dropped:
                 self._queue.remove(job_id)
                 job.status, job.ended = "cancelled", time.time()
-            return True
+        if dropped:
+            self._not_started(job, "cancelled")
+        return True
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Cancel everything and let the worker end (at interpreter exit: a daemon thread still inside torch
-        when the process dies aborts it)."""
+        """Stop everything as "interrupted" (not a user's cancel) and let the worker end (at interpreter exit —
+        atexit, which Streamlit's SIGTERM handler reaches — a daemon thread still inside torch when the process
+        dies aborts it). Waiting jobs end "interrupted" without starting; their records say "not started"."""
         with self._lock:
             self._closing = True
-            for job_id in list(self._queue):
-                self._jobs[job_id].status, self._jobs[job_id].ended = "cancelled", time.time()
+            dropped = [self._jobs[i] for i in self._queue]
+            for job in dropped:
+                job.status, job.ended, job.stop_reason = "interrupted", time.time(), SHUTDOWN
             self._queue.clear()
             if self._running:
+                self._jobs[self._running].stop_reason = SHUTDOWN
                 self._jobs[self._running].cancel_event.set()
             thread = self._thread
             self._wake.notify_all()
+        for job in dropped:
+            self._not_started(job, "interrupted")
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
+    @staticmethod
+    def _not_started(job: Job, status: str) -> None:
+        if job.not_started is not None:
+            try:
+                job.not_started(status)
+            except Exception:  # noqa: BLE001 — a record that cannot be written must not stop the others
+                pass
+
     # ------------------------------------------------------------------ reading (plain copies)
     def position(self, job_id: str) -> Optional[int]:
-        """0 while running, n ≥ 1 for the n-th place in the waiting line, None once ended/unknown."""
+        """0 while running, n ≥ 1 for the n-th place in the waiting line (in the order jobs will start),
+        None once ended/unknown."""
         with self._lock:
-            if self._running == job_id:
-                return 0
-            return self._queue.index(job_id) + 1 if job_id in self._queue else None
+            return self._position(job_id)
+
+    def _position(self, job_id: str) -> Optional[int]:
+        if self._running == job_id:
+            return 0
+        order = self._order()
+        return order.index(job_id) + 1 if job_id in order else None
+
+    def _order(self) -> list[str]:
+        """The waiting jobs in the order they will start if nobody submits more (the scheduler played forward)."""
+        queue, served, order = list(self._queue), dict(self._served), []
+        while queue:
+            job_id = self._pick(queue, served)
+            queue.remove(job_id)
+            served[self._jobs[job_id].owner] = 10 ** 12 + len(order)   # after every real turn, in playing order
+            order.append(job_id)
+        return order
+
+    def _pick(self, queue: list[str], served: dict[str, int]) -> str:
+        """The first waiting job of the owner served least recently (ties: the earlier submission)."""
+        return min(queue, key=lambda i: (served.get(self._jobs[i].owner, 0), queue.index(i)))
 
     def snapshot(self, job_id: str) -> Optional[dict]:
         with self._lock:
@@ -139,7 +205,7 @@ class JobManager:
             if job is None:
                 return None
             now = time.time()
-            position = 0 if self._running == job_id else (self._queue.index(job_id) + 1 if job_id in self._queue else None)
+            position = self._position(job_id)
             return {"id": job.id, "owner": job.owner, "kind": job.kind, "title": job.title, "status": job.status,
                     "stage": job.stage, "step": job.step, "total": job.total, "metrics": dict(job.metrics),
                     "history": list(job.history), "elapsed": job.elapsed(now), "eta": job.eta(now),
@@ -182,19 +248,21 @@ class JobManager:
                     if self._closing or not self._wake.wait(timeout=300):
                         self._thread = None          # idle for long: let the thread end; submit restarts it
                         return
-                job_id = self._queue.pop(0)
+                job_id = self._pick(self._queue, self._served)
+                self._queue.remove(job_id)
                 job = self._jobs[job_id]
                 work = self._works.pop(job_id)
                 self._running = job_id
+                self._served[job.owner] = next(self._turns)
                 job.status, job.started = "running", time.time()
                 job.stage_started = job.started
             try:
-                result = work(job, lambda *a, **k: self._report(job, *a, **k), job.cancel_event.is_set)
+                result = work(job, lambda *a, **k: self._report(job, *a, **k), job.should_stop)
                 status, error = "finished", None
             except Exception as exc:  # noqa: BLE001 — a failed run must leave the app working
                 result = None
                 cancelled = type(exc).__name__ == "RunCancelled" or job.cancel_event.is_set()
-                status = "cancelled" if cancelled else "failed"
+                status = ("interrupted" if job.stop_reason == SHUTDOWN else "cancelled") if cancelled else "failed"
                 error = None if cancelled else f"{type(exc).__name__}: {exc}"
                 if not cancelled:
                     job.metrics["traceback"] = traceback.format_exc(limit=6)

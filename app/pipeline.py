@@ -10,6 +10,8 @@ or on the Ray cluster at $UNLEARNING_LAB_RAY_ADDRESS (the same calls as `engine.
 """
 from __future__ import annotations
 
+import functools
+import shutil
 import threading
 from pathlib import Path
 from typing import Optional
@@ -93,9 +95,9 @@ def _progress(report):
     return lambda p: report(p.stage, p.step, p.total, **dict(p.metrics))
 
 
-def unlearn_work(job, report, should_stop, *, queue_reference: bool = False) -> dict:
+def unlearn_work(job, report, should_stop, *, queue_reference: bool = False, run_dir: Optional[Path] = None) -> dict:
     request: engine.RunRequest = job.params
-    run_dir = store.new_run_dir(request.method, request.seed, request.dataset)
+    run_dir = Path(run_dir) if run_dir is not None else store.new_run_dir(request.method, request.seed, request.dataset)
     done = _engine_call(engine.unlearn_run, engine.remote_unlearn, report, should_stop, request=request,
                         workspace=workspace(), run_dir=run_dir, owner=job.owner, job=job.id)
     job.run_id = store.run_id(run_dir)            # pages show the metrics now, insights follow
@@ -106,12 +108,13 @@ def unlearn_work(job, report, should_stop, *, queue_reference: bool = False) -> 
     except Exception as exc:  # noqa: BLE001 — the metrics stand even when the pictures fail
         record = engine.read_record(run_dir).insights_ended("failed", f"{type(exc).__name__}: {exc}")
         engine.write_record(run_dir, record)
+    store.enforce_size_cap(keep=run_dir)          # the cap holds after the run's files are written, too
     return {"run_id": job.run_id}
 
 
-def unlearn_and_reference_work(job, report, should_stop) -> dict:
+def unlearn_and_reference_work(job, report, should_stop, run_dir: Optional[Path] = None) -> dict:
     """What Start queues: the run, and a Retrain for its forget set when none exists yet."""
-    return unlearn_work(job, report, should_stop, queue_reference=True)
+    return unlearn_work(job, report, should_stop, queue_reference=True, run_dir=run_dir)
 
 
 def compute_insights(done, report, should_stop) -> None:
@@ -122,6 +125,7 @@ def reference_work(job, report, should_stop) -> dict:
     """Exact unlearning for a forget set with no reference yet; saved for every later run on it."""
     path = _engine_call(engine.reference_run, engine.remote_reference, report, should_stop, request=job.params,
                         workspace=workspace())
+    store.enforce_size_cap()
     return {"reference": str(path)}
 
 
@@ -159,11 +163,29 @@ def _engine_call(local, remote, report, should_stop, **args):
 
 # ---------------------------------------------------------------------------------------------- submitting
 def submit_run(owner: str, request: engine.RunRequest):
-    """Queue an unlearning run; if the forget set has no Retrain reference, one is queued right after it."""
-    from app.jobs import manager
+    """Queue an unlearning run; if the forget set has no Retrain reference, one is queued right after it.
+
+    Its record is written now, "queued", with this process's token: a run still waiting when the server stops
+    is listed "interrupted (not started)", never lost. QueueFull (nothing written) past the session's share."""
+    from app.jobs import QueueFull, manager
 
     title = f"{label_of(request.method)} · {request.forget.describe(settings.class_names())}"
-    return manager().submit(owner, "unlearn", title, request, unlearn_and_reference_work)
+    run_dir = store.new_run_dir(request.method, request.seed, request.dataset)
+    record = engine.RunRecord(kind="unlearned", method=request.method, label=label_of(request.method),
+                              config=request.config.to_dict(), seed=request.seed, forget=request.forget,
+                              spec_text=request.forget.describe(settings.class_names()), dataset=request.dataset,
+                              fast=settings.FAST, original=request.original, owner=owner).queue()
+    engine.write_record(run_dir, record)
+
+    def not_started(status: str) -> None:
+        engine.write_record(run_dir, record.cancel() if status == "cancelled" else record.interrupt(started=False))
+
+    try:
+        return manager().submit(owner, "unlearn", title, request,
+                                functools.partial(unlearn_and_reference_work, run_dir=run_dir), not_started=not_started)
+    except QueueFull:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def submit_reference(owner: str, spec: engine.ForgetSpec, device: Optional[str] = None):

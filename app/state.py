@@ -138,3 +138,18 @@ def reset_widgets(prefix: str) -> None:
     """Forget the values of widgets whose key starts with ``prefix`` (they return to their defaults)."""
     for key in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
         del st.session_state[key]
+
+
+def form_generation(method: str) -> int:
+    """How many times the Run form of ``method`` was reset: part of its widgets' keys (see `reset_form`)."""
+    _init()
+    return int(st.session_state.get(f"form_generation-{method}", 0))
+
+
+def reset_form(method: str) -> None:
+    """Back to the defaults (a button callback): the next run renders new widgets, under a new key generation,
+    which the browser shows with their default values; the old ones' values are forgotten."""
+    generation = form_generation(method)
+    reset_widgets(f"cfg-{method}-")
+    reset_widgets(f"seed-{method}")
+    st.session_state[f"form_generation-{method}"] = generation + 1

@@ -1,6 +1,8 @@
 """Pieces several pages share: the live job panel, the run picker, the forget-set summary, short copy."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
 import engine
@@ -153,10 +155,10 @@ def run_title(run: dict) -> str:
 def showing(run: dict) -> None:
     """Say which run the page shows, and which of the user's other runs are still in progress."""
     others = [j for j in active_jobs(state.session_id())
-              if j["kind"] == "unlearn" and j["params"].get("run_id") != run["id"]]
+              if j["kind"] == "unlearn" and j["run_id"] != run["id"]]     # params is a RunRequest; the job has the id
     st.markdown(f"Showing **{run_title(run)}**")
     for job in others:
-        if job["params"].get("run_id"):       # metrics saved, insights (pictures) still computing
+        if job["run_id"]:                     # metrics saved, insights (pictures) still computing
             st.info(f"**{job['title']}** has finished its metrics (pick it in the list); its pictures are still "
                     "being computed.", icon=":material/hourglass_top:")
             continue
@@ -181,3 +183,48 @@ def run_spec(run: dict) -> engine.ForgetSpec | None:
     """A listed run's forget set as a value (records store it as JSON)."""
     values = run.get("forget") or run.get("spec")
     return engine.ForgetSpec.from_dict(values) if values else None
+
+
+@dataclass(frozen=True)
+class NumberField:
+    """What `bounded_number` needs of a field (engine.config_fields gives the same attributes)."""
+
+    name: str
+    type: str
+    min: float | None = None
+    max: float | None = None
+    help: str = ""
+
+
+def bounded_number(label: str, field, default, key: str) -> tuple[float | int, str | None]:
+    """A number input whose bounds are checked here, visibly, rather than by the widget: (value, problem).
+
+    Streamlit's own min/max make the browser put the previous value back, silently, when a typed number lies
+    outside them, so a run would start with a value the user did not choose. Here the typed value arrives as it
+    is; outside the bounds an error shows under the field and ``problem`` says why (Start refuses)."""
+    lo, hi = field.min, field.max
+    allowed = f"Allowed: {'−∞' if lo is None else f'{lo:g}'} to {'∞' if hi is None else f'{hi:g}'}."
+    text = f"{field.help} {allowed}".strip()
+    if field.type == "int":
+        value = int(st.number_input(label, value=int(default), step=1, help=text, key=key))
+    else:
+        start = float(default)
+        value = float(st.number_input(label, value=start, format="%.2e" if 0 < abs(start) < 1e-3 else "%.4g",
+                                      step=max(abs(start) / 10, 1e-6), help=text, key=key))
+    problem = None
+    if hi is not None and value > hi:
+        problem = f"{label} {value:g} is above its maximum, {hi:g}"
+    elif lo is not None and value < lo:
+        problem = f"{label} {value:g} is below its minimum, {lo:g}"
+    if problem:
+        st.error(problem, icon=":material/block:")
+    return value, problem
+
+
+def storage_guard() -> None:
+    """Stop the page with one clear message when the run folder cannot be used (uncreatable, read-only, or
+    an unusable size cap), instead of a traceback from deep inside a listing or a save."""
+    problem = store.problem()
+    if problem:
+        st.error(problem, icon=":material/folder_off:")
+        st.stop()

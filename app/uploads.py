@@ -63,6 +63,7 @@ def accept(name: str, data: bytes, spec, dataset_name: str, owner: str) -> Path:
     digest = hashlib.sha256(data).hexdigest()
     target = upload_dir(owner) / f"{digest[:16]}.safetensors"
     if target.is_file() and target.with_suffix(".json").is_file():
+        target.touch()                        # used again: the size cap prunes least recently used uploads first
         return target                         # this session already checked these bytes
     handle, temporary = tempfile.mkstemp(dir=upload_dir(), suffix=suffix)
     try:

@@ -23,9 +23,9 @@ from engine.lira import LiraAudit, lira_audit, lira_statistic, tpr_at_fpr
 from engine.metrics import GAP_KEYS, accuracy, avg_gap, confusion_matrix, mean_and_std, per_class_accuracy
 from engine.models import ARCHITECTURES, ModelSpec, build_model, spec_for
 from engine.privacy import cross_entropy_loss, entropy, mia_efficacy, modified_entropy, true_label_confidence
-from engine.progress import Progress, ProgressCallback, RunCancelled, RunDiverged, StopCheck
+from engine.progress import SHUTDOWN, Progress, ProgressCallback, RunCancelled, RunDiverged, StopCheck
 from engine.projection import FeatureSpace, Projection, fit_projection, numba_cache_dir, project_features, warm_up
-from engine.records import PROCESS_TOKEN, RECORD_NAME, RunRecord, read_record, write_record
+from engine.records import NOT_STARTED, PROCESS_TOKEN, RECORD_NAME, RunRecord, read_record, write_record
 from engine.references import (computed_reference_path, find_reference, gap_scores, load_original, locate_reference,
                                original_path, reference_metrics, reference_path, reference_scores_for, retrain,
                                train_and_save, train_from_scratch, train_reference)
@@ -58,14 +58,14 @@ __all__ = [
     "METHODS", "MethodInfo", "MethodConfig", "ConfigField", "UnlearnResult", "config_fields", "make_config",
     "setting_defaults", "form_defaults", "fit_linear_probe", "train_simclr",
     # progress
-    "Progress", "ProgressCallback", "StopCheck", "RunCancelled", "RunDiverged",
+    "Progress", "ProgressCallback", "StopCheck", "SHUTDOWN", "RunCancelled", "RunDiverged",
     # evaluation and metrics
     "Evaluation", "SplitOutputs", "evaluate", "evaluate_outputs", "split_outputs",
     "GAP_KEYS", "accuracy", "avg_gap", "confusion_matrix", "mean_and_std", "per_class_accuracy",
     "mia_efficacy", "true_label_confidence", "cross_entropy_loss", "entropy", "modified_entropy",
     # runs: the outcome, the record, the run directory
     "RunOutcome", "run_unlearning",
-    "RunRecord", "RECORD_NAME", "PROCESS_TOKEN", "read_record", "write_record",
+    "RunRecord", "RECORD_NAME", "PROCESS_TOKEN", "NOT_STARTED", "read_record", "write_record",
     "new_run_dir", "save_run", "load_run", "list_runs", "list_records", "fill_in_gaps",
     # background jobs: one call per kind
     "Workspace", "RunRequest", "ReferenceRequest", "UnlearnedRun", "unlearn_run", "insights_run", "reference_run",

@@ -24,6 +24,9 @@ class Progress:
 
 ProgressCallback = Callable[[Progress], None]
 StopCheck = Callable[[], bool]
+# What a StopCheck returns (truthy, like True) when the process itself is ending rather than a user asking:
+# a run stopped so is recorded "interrupted", not "cancelled" (a user's Cancel stays "cancelled").
+SHUTDOWN = "shutdown"
 
 
 class RunCancelled(Exception):

@@ -3,10 +3,14 @@
 The CLI (``--save-run``), the bench and the app all write through `write_record`; the app adds only its own
 two fields (``owner``, ``job``). A record's status changes through its methods, never by hand:
 
+    queued ──start()──▶ running             (the app writes "queued" when a job joins the waiting line)
+       └──interrupt(started=False)──▶ interrupted, "not started"   (the process ended first)
     running ──finish()──▶ finished          (metrics saved; insights may follow: "computing" → "ready")
        ├──cancel()──▶ cancelled
-       └──fail(error)──▶ failed
-    running, found with its process gone ──▶ interrupted   (decided by `settle`, the one liveness rule)
+       ├──fail(error)──▶ failed
+       └──interrupt()──▶ interrupted      (a normal shutdown stopped it)
+    running / queued, found with its process gone ──▶ interrupted   (decided by `settle`, the one liveness rule;
+                                                    a queued one also says "not started")
 
 While a record is live it carries the writer's pid and a per-process token (a restarted server in a
 container often gets the same pid again); both are dropped once nothing more will be written, so a
@@ -26,9 +30,10 @@ from engine.splits import ForgetSpec
 
 VERSION = 2                  # 1: the untyped dict of earlier releases (read, converted on the next write)
 RECORD_NAME = "run.json"
-STATUSES = ("running", "finished", "cancelled", "failed", "interrupted")
+STATUSES = ("queued", "running", "finished", "cancelled", "failed", "interrupted")
+NOT_STARTED = "not started: the server stopped before this run's turn came"
 PROCESS_TOKEN = uuid.uuid4().hex      # tells this process's records from a dead one's with the same pid
-_VIEW_KEYS = ("path", "id", "spec")   # added by readers for pages (never stored)
+_VIEW_KEYS = ("path", "id", "spec", "status_text")   # added by readers for pages (never stored)
 
 
 @dataclass
@@ -70,6 +75,11 @@ class RunRecord:
     extra: dict = field(default_factory=dict)   # keys this version does not know, kept as they were
 
     # ------------------------------------------------------------------ status transitions
+    def queue(self) -> "RunRecord":
+        """Waiting for its turn; carries the process, so a queued run of a dead process settles as not started."""
+        self.status, self.pid, self.process = "queued", os.getpid(), PROCESS_TOKEN
+        return self
+
     def start(self) -> "RunRecord":
         self.status, self.pid, self.process = "running", os.getpid(), PROCESS_TOKEN
         return self
@@ -91,6 +101,14 @@ class RunRecord:
         self._release()
         return self
 
+    def interrupt(self, started: bool = True) -> "RunRecord":
+        """Stopped by the process ending (a normal shutdown), not by a user."""
+        self.status, self.error = "interrupted", None if started else NOT_STARTED
+        if self.insights == "computing":
+            self.insights = "interrupted"
+        self._release()
+        return self
+
     def insights_started(self) -> "RunRecord":
         self.insights, self.pid, self.process = "computing", os.getpid(), PROCESS_TOKEN
         return self
@@ -101,7 +119,7 @@ class RunRecord:
         return self
 
     def _release(self) -> None:
-        if self.status != "running" and self.insights != "computing":
+        if self.status not in ("running", "queued") and self.insights != "computing":
             self.pid = self.process = None
 
     def _update(self, values: dict) -> None:
@@ -121,6 +139,8 @@ class RunRecord:
         """What a reader should believe: a run or insights left in progress by a dead process never arrive."""
         if self.status == "running" and not self.live():
             self.status = "interrupted"
+        if self.status == "queued" and not self.live():
+            self.status, self.error = "interrupted", NOT_STARTED
         if self.insights == "computing" and not self.live():
             self.insights = "interrupted"
         return self
@@ -153,10 +173,16 @@ class RunRecord:
         record._release()
         return record
 
+    def status_text(self) -> str:
+        """The status in words for listings: "interrupted (not started)" for a queued run that never ran."""
+        return f"{self.status} (not started)" if self.status == "interrupted" and self.error == NOT_STARTED \
+            else self.status
+
     def view(self, path: Path | str, run_id: Optional[str] = None) -> dict:
         """The JSON form with where it lives, for pages and listings ("spec": the older name of "forget")."""
         values = self.to_json()
-        return {**values, "spec": values["forget"], "path": str(path), "id": run_id or str(path)}
+        return {**values, "spec": values["forget"], "path": str(path), "id": run_id or str(path),
+                "status_text": self.status_text()}
 
 
 def write_record(run_dir: str | Path, record: RunRecord) -> Path:

@@ -23,7 +23,7 @@ from engine.checkpoints import load_checkpoint
 from engine.data import ImageDataset, load_dataset
 from engine.evaluation import SplitOutputs, evaluate, evaluate_outputs
 from engine.methods import METHODS, MethodConfig
-from engine.progress import Progress, ProgressCallback, RunCancelled, StopCheck
+from engine.progress import SHUTDOWN, Progress, ProgressCallback, RunCancelled, StopCheck
 from engine.records import RunRecord, read_record, write_record
 from engine.splits import DataSplit, ForgetSpec, make_split
 from engine.training import RECIPES, Outputs, TrainRecipe, device_name, predict, resolve_device
@@ -166,7 +166,7 @@ def unlearn_run(request: RunRequest, workspace: Workspace, run_dir: Path, *, own
     except BaseException as exc:
         if isinstance(exc, RunCancelled) or stop():
             record.insights = "none"
-            record.cancel()
+            record.interrupt() if stop() == SHUTDOWN else record.cancel()
         else:
             record.insights = "none"
             record.fail(f"{type(exc).__name__}: {exc}")
@@ -198,7 +198,9 @@ def insights_run(run: UnlearnedRun, workspace: Workspace, *, on_progress: Option
             map_ids=insights.features.sample_ids))
         status, error = "ready", None
     except Exception as exc:  # noqa: BLE001 — metrics stand even when the pictures fail
-        status, error = ("cancelled" if stop() else "failed"), f"{type(exc).__name__}: {exc}"
+        stopped = stop()
+        status = ("interrupted" if stopped == SHUTDOWN else "cancelled") if stopped else "failed"
+        error = f"{type(exc).__name__}: {exc}"
     record = read_record(run.run_dir)    # a background Retrain may have filled the gap meanwhile
     record.insights_ended(status, error)
     write_record(run.run_dir, record)

@@ -110,6 +110,7 @@ def test_job_manager_forgets_old_ended_jobs_but_never_live_ones():
 
     manager = JobManager("limits")
     manager.ENDED_LIMIT = 5
+    manager.MAX_WAITING = 20           # one owner queues all twelve at once here (the per-session limit: test_fairness)
     try:
         ids = [manager.submit("s", "unlearn", str(n), {}, lambda job, report, stop: {}).id for n in range(12)]
         for job_id in ids:

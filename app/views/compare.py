@@ -7,6 +7,7 @@ from app import comparison as comparing, pipeline, report, resources, state, ui
 from app import store
 
 st.title("Compare runs")
+ui.storage_guard()                 # an unusable run folder: one clear message, no traceback
 ui.job_panel("compare")
 scope = st.segmented_control("Runs", ["session", "all"], default="session", key="compare-scope",
                              format_func={"session": "this session", "all": "all on disk (incl. earlier sessions)"}.get)
@@ -21,7 +22,7 @@ for r in runs:
     m = r.get("metrics") or {}
     cfg = r.get("config") or {}
     rows.append({"method": r.get("label", r.get("method")), "forget set": r.get("spec_text"),
-                 "status": r.get("status"), "UA": m.get("UA"), "RA": m.get("RA"), "TA": m.get("TA"), "MIA": m.get("MIA"),
+                 "status": r.get("status_text") or r.get("status"), "UA": m.get("UA"), "RA": m.get("RA"), "TA": m.get("TA"), "MIA": m.get("MIA"),
                  "Avg. Gap": r.get("avg_gap"), "seconds": r.get("seconds"),
                  "config": ", ".join(f"{k}={v}" for k, v in cfg.items()), "seed": r.get("seed"),
                  "run": r["id"].split("/")[-1]})

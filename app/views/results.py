@@ -5,6 +5,7 @@ import streamlit as st
 from app import charts, pipeline, resources, state, ui
 
 st.title("Results")
+ui.storage_guard()                 # an unusable run folder: one clear message, no traceback
 ui.job_panel("results")
 run = ui.pick_run("results")
 if run is None:

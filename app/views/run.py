@@ -4,6 +4,7 @@ import streamlit as st
 from app import pipeline, resources, settings, state, ui
 
 st.title("Run unlearning")
+ui.storage_guard()                 # an unusable run folder: one clear message, no traceback
 names = resources.dataset().classes
 spec = state.forget_spec()
 
@@ -26,37 +27,38 @@ st.caption(methods[method].summary)
 fields = pipeline.config_fields(method)
 kind = spec.kind if spec is not None else None
 defaults = pipeline.default_config(method, kind)
+SEED = ui.NumberField(name="seed", type="int", min=0, max=10_000,
+                      help="Seeds every random choice: the same seed gives the same run.")
+
+# Reset makes new widgets (a new key generation): deleting the old keys is not enough, the browser keeps showing
+# and sending a widget's typed value for as long as its key stays the same.
+generation = state.form_generation(method)
+tag = f"-r{generation}" if generation else ""
 with st.expander("Hyperparameters — tuned defaults" + (" (shrunk: fast mode)" if settings.FAST else "")
                  + "; open to experiment", expanded=False):
-    values = {}
+    values, out_of_bounds = {}, []
     columns = st.columns(4)
     for k, f in enumerate(fields):
         with columns[k % 4]:
-            key = f"cfg-{method}-{kind}-{f.name}"   # per setting: its defaults differ (engine.setting_defaults)
+            key = f"cfg-{method}-{kind}{tag}-{f.name}"   # per setting: its defaults differ (engine.setting_defaults)
             label = f.name.replace("_", " ")
             if f.choices:
                 choices = list(f.choices)
                 values[f.name] = st.selectbox(label, choices, index=choices.index(defaults[f.name]), help=f.help, key=key)
             elif f.type == "bool":
                 values[f.name] = st.checkbox(label, value=bool(defaults[f.name]), help=f.help, key=key)
-            elif f.type == "int":
-                values[f.name] = int(st.number_input(label, min_value=None if f.min is None else int(f.min),
-                                                     max_value=None if f.max is None else int(f.max),
-                                                     value=int(defaults[f.name]), step=1, help=f.help, key=key))
-            elif f.type == "float":
-                value = float(defaults[f.name])
-                fmt = "%.2e" if 0 < abs(value) < 1e-3 else "%.4g"
-                values[f.name] = float(st.number_input(label, min_value=None if f.min is None else float(f.min),
-                                                       max_value=None if f.max is None else float(f.max),
-                                                       value=value, format=fmt, help=f.help, key=key,
-                                                       step=max(abs(value) / 10, 1e-6)))
+            elif f.type in ("int", "float"):
+                # No min/max on the widget: the browser would silently put the previous value back for a number
+                # outside them. The value comes here as typed and is checked below, visibly.
+                values[f.name], problem = ui.bounded_number(label, f, defaults[f.name], key)
+                if problem:
+                    out_of_bounds.append(problem)
             else:
                 values[f.name] = st.text_input(label, value=str(defaults[f.name]), help=f.help, key=key)
-    seed = st.number_input("seed", 0, 10_000, 0, help="Seeds every random choice: the same seed gives the same run.",
-                           key=f"seed-{method}")
-    if st.button("Reset to defaults", key=f"reset-{method}"):
-        state.reset_widgets(f"cfg-{method}-")
-        st.rerun()
+    seed, problem = ui.bounded_number("seed", SEED, 0, f"seed-{method}{tag}")
+    if problem:
+        out_of_bounds.append(problem)
+    st.button("Reset to defaults", key=f"reset-{method}{tag}", on_click=state.reset_form, args=(method,))
 start = st.button("Start", type="primary", disabled=spec is None, key="start",
                   help="Queues the run on this device; it starts at once when the device is free.")
 
@@ -87,7 +89,9 @@ with st.expander("Use your own original model (optional)"):
             if uploads.warning(path):
                 st.warning(uploads.warning(path))
 
-if start and spec is not None:
+if start and spec is not None and out_of_bounds:
+    st.error("Not started: " + "; ".join(out_of_bounds) + ". Change the value (or Reset to defaults).")
+elif start and spec is not None:
     try:
         import engine
 
@@ -97,9 +101,15 @@ if start and spec is not None:
     except ValueError as error:
         st.error(f"Not started: {error}")
     else:
-        job = pipeline.submit_run(state.session_id(), request)
-        state.add_job(job.id)
-        st.toast("Run queued — it starts as soon as the device is free.")
+        from app.jobs import QueueFull
+
+        try:
+            job = pipeline.submit_run(state.session_id(), request)
+        except QueueFull as error:
+            st.error(str(error), icon=":material/hourglass_top:")
+        else:
+            state.add_job(job.id)
+            st.toast("Run queued — it starts as soon as the device is free.")
 
 if spec is not None:
     ref, source = resources.reference_metrics(spec)
