@@ -15,6 +15,7 @@ from engine.checkpoints import (CheckpointError, ModelCheck, check_model, json_d
 from engine.data import DATASET_NAMES, ImageDataset, augment, from_arrays, load_dataset, to_float
 from engine.distributions import load_score_distributions, score_distributions
 from engine.evaluation import Evaluation, SplitOutputs, evaluate, evaluate_outputs, split_outputs
+from engine.identity import device_class, original_sha256, record_identity, run_identity
 from engine.insights import Insights, InsightsCache, InsightsConfig, compute_insights, fingerprint
 from engine.methods import (METHODS, ConfigField, MethodConfig, MethodInfo, UnlearnResult, config_fields,
                             form_defaults, make_config, setting_defaults)
@@ -63,7 +64,7 @@ __all__ = [
     "mia_efficacy", "true_label_confidence", "cross_entropy_loss", "entropy", "modified_entropy",
     # runs: the outcome, the record, the run directory
     "RunOutcome", "run_unlearning",
-    "RunRecord", "RECORD_NAME", "PROCESS_TOKEN", "read_record", "write_record",
+    "RunRecord", "RECORD_NAME", "record_identity", "run_identity", "original_sha256", "device_class", "PROCESS_TOKEN", "read_record", "write_record",
     "new_run_dir", "save_run", "load_run", "list_runs", "list_records", "fill_in_gaps",
     # background jobs: one call per kind
     "Workspace", "RunRequest", "ReferenceRequest", "UnlearnedRun", "unlearn_run", "insights_run", "reference_run",
