@@ -65,10 +65,14 @@ def find(identity: str) -> Optional[Path]:
     return _prepared_index().get(identity)
 
 
-def prepared_runs() -> list[dict]:
-    """The prepared runs as pages list them (newest first), for the run pickers."""
-    runs = [store.read_record(path) for path in _prepared_index().values()]
-    return sorted([r for r in runs if r], key=lambda r: r.get("created", ""), reverse=True)
+def prepared_run(run_id: str) -> Optional[dict]:
+    """A prepared run's record as pages read it (its id is its absolute path), or None for any other id."""
+    path = Path(run_id)
+    roots = [TOUR.resolve(), prepared_root().resolve()]
+    if not path.is_absolute() or not any(root in path.resolve().parents for root in roots) \
+            or not (path / engine.RECORD_NAME).is_file():
+        return None
+    return store.read_record(path)
 
 
 def find_finished(identity: str) -> Optional[str]:

@@ -144,7 +144,8 @@ def pick_run(key: str, finished_only: bool = True) -> dict | None:
     """
     listed = store.list_runs()
     known = {r["id"] for r in listed}
-    listed += [r for r in sharing.prepared_runs() if r["id"] not in known]      # the read-only prepared runs
+    served = (set(state.shared_runs()) | {state.current_run()}) - known - {None}
+    listed += [r for r in map(sharing.prepared_run, sorted(served)) if r]     # read-only prepared runs it was served
     runs = [r for r in listed if not finished_only or r.get("status") == "finished"]
     if not runs:
         return None
