@@ -67,18 +67,21 @@ def test_a_queued_run_is_joined_and_a_finished_one_shared_exactly_as_a_fresh_run
     assert joined.job_id == first.job_id
     assert [j["id"] for j in lab.jobs("bob")] == [first.job_id]          # bob sees the run he joined
     gate.set()
-    done = lab.wait(first.job_id, 300)
+    done = lab.wait(first.job_id, 900)
     assert done["status"] == "finished", done["error"]
-    lab.wait(own_seed.job_id, 300)
+    lab.wait(own_seed.job_id, 900)
 
     shared = pipeline.start_run("dave", request())                        # finished: served at once
     assert shared.how == "shared" and shared.run_id == done["result"]["run_id"]
-    fresh = lab.wait(pipeline.submit_run("erin", request()).id, 300)      # "Run it again myself"
+    fresh = lab.wait(pipeline.submit_run("erin", request()).id, 900)      # "Run it again myself"
     assert fresh["status"] == "finished" and fresh["result"]["run_id"] != shared.run_id
     a, b = store.load_run(shared.run_id), store.load_run(fresh["result"]["run_id"])
     assert set(a) == set(b)
-    differing = sorted(k for k in a if k not in TIMING_AND_OWNER and a[k] != b[k])
+    differing = sorted(k for k in a if k not in TIMING_AND_OWNER | {"metrics"} and a[k] != b[k])
     assert differing == [], differing
+    untimed = [{k: v for k, v in r["metrics"].items() if not k.endswith("_seconds")} for r in (a, b)]
+    assert untimed[0] == untimed[1]                                       # eval_seconds is a timing figure
+    assert set(a["metrics"]) - set(untimed[0]) == {"eval_seconds"}
     assert a["identity"] == b["identity"] == request().identity(True)
     weights = [engine.load_checkpoint(f"{r['path']}/model.safetensors")[0].state_dict() for r in (a, b)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
