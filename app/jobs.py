@@ -57,6 +57,7 @@ class Job:
     error: Optional[str] = None
     result: Optional[dict] = None   # what the work function returned (e.g. {"run_id": ...})
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    watchers: set = field(default_factory=set)   # other sessions that asked for the same run and joined this one
     stop_reason: Optional[str] = None   # None; "cancel" (the user) or engine.SHUTDOWN (the process is ending)
     # called with "cancelled" / "interrupted" when the job ends without its work having run (Cancel while
     # queued, shutdown), so whoever wrote a "queued" record for it can say how it ended
@@ -126,6 +127,17 @@ class JobManager:
             self._queue.append(job.id)
             self._ensure_worker()
             self._wake.notify_all()
+            return job
+
+    def join(self, job_id: str, owner: str) -> Optional[Job]:
+        """Let ``owner`` follow a queued or running job as its own (an identical request: app/sharing.py); None
+        once it has ended or is being cancelled."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.status in TERMINAL or job.cancel_event.is_set():
+                return None
+            if owner != job.owner:
+                job.watchers.add(owner)
             return job
 
     def cancel(self, job_id: str) -> bool:
@@ -216,8 +228,24 @@ class JobManager:
 
     def jobs(self, owner: Optional[str] = None) -> list[dict]:
         with self._lock:
-            ids = [j.id for j in self._jobs.values() if owner is None or j.owner == owner]
+            ids = [j.id for j in self._jobs.values() if owner is None or j.owner == owner or owner in j.watchers]
         return [s for s in (self.snapshot(i) for i in ids) if s is not None]
+
+    def fingerprint(self, owner: Optional[str] = None) -> tuple:
+        """What a page shows of ``owner``'s jobs, as a cheap comparable value (no copies of histories): a poll
+        that finds it unchanged has nothing new to draw."""
+        with self._lock:
+            return tuple((j.id, j.status, j.stage, j.step, j.total, j.run_id, len(j.history),
+                          self._queue.index(j.id) + 1 if j.id in self._queue else 0, j.cancel_event.is_set())
+                         for j in self._jobs.values() if owner is None or j.owner == owner or owner in j.watchers)
+
+    def queue_view(self) -> list[tuple]:
+        """(id, kind, status, seconds running or taken, position) of every job, light: for queue ETAs."""
+        with self._lock:
+            now = time.time()
+            return [(j.id, j.kind, j.status, j.elapsed(now),
+                     0 if self._running == j.id else (self._queue.index(j.id) + 1 if j.id in self._queue else None))
+                    for j in self._jobs.values()]
 
     def busy(self) -> dict:
         with self._lock:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import shutil
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -162,8 +163,46 @@ def _engine_call(local, remote, report, should_stop, **args):
 
 
 # ---------------------------------------------------------------------------------------------- submitting
+@dataclass(frozen=True)
+class Started:
+    """What Start did: "new" (a job queued), "joined" (an identical job already queued or running, now followed
+    by this session too) or "shared" (an identical run already finished: ``run_id`` opens at once)."""
+
+    how: str
+    job_id: Optional[str] = None
+    run_id: Optional[str] = None
+
+
+_START_LOCK = threading.Lock()      # thirty Start clicks at once: the first queues, the others find its job
+
+
+def start_run(owner: str, request: engine.RunRequest) -> Started:
+    """Start's path: an identical run (engine.RunRequest.identity) is joined or served, never computed twice.
+    Runs from an uploaded original stay the uploader's own (an upload is private to its session)."""
+    from app import sharing
+    from app.jobs import TERMINAL, manager
+
+    if request.original:
+        return Started("new", job_id=submit_run(owner, request).id)
+    identity = request.identity(settings.FAST)
+    with _START_LOCK:
+        for job in manager().jobs():
+            if job["kind"] == "unlearn" and job["status"] not in TERMINAL and not job["cancel_requested"] \
+                    and isinstance(job["params"], engine.RunRequest) and not job["params"].original \
+                    and job["params"].identity(settings.FAST) == identity:
+                if job["run_id"] is not None:          # metrics saved, insights computing: served from disk
+                    return Started("shared", run_id=job["run_id"])
+                if manager().join(job["id"], owner) is not None:
+                    return Started("joined", job_id=job["id"])
+        run_id = sharing.find_finished(identity)
+        if run_id is not None:
+            return Started("shared", run_id=run_id)
+        return Started("new", job_id=submit_run(owner, request).id)
+
+
 def submit_run(owner: str, request: engine.RunRequest):
-    """Queue an unlearning run; if the forget set has no Retrain reference, one is queued right after it.
+    """Queue a fresh unlearning run (shared or not: "Run it again myself" and scripts come here directly); if the
+    forget set has no Retrain reference, one is queued right after it.
 
     Its record is written now, "queued", with this process's token: a run still waiting when the server stops
     is listed "interrupted (not started)", never lost. QueueFull (nothing written) past the session's share."""

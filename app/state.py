@@ -25,6 +25,8 @@ _DEFAULTS = {
     "seen_done": [],
     "compare_ids": None,        # runs ticked for the side-by-side view (None: none ticked yet)
     "original_upload": None,    # path of the user's own original model (app/uploads.py), None = the shipped one
+    "shared_runs": [],          # runs this session was given as shared results (identical runs, app/sharing.py)
+    "panel_cache": None,        # the job panel's last {key: (fingerprint, snapshots)}: a poll with no change reuses it
 }
 
 
@@ -116,6 +118,15 @@ def job_ids() -> list[str]:
 
 def add_job(job_id: str) -> None:
     put("job_ids", [*get("job_ids"), job_id])
+
+
+def add_shared_run(run_id: str) -> None:
+    if run_id not in get("shared_runs"):
+        put("shared_runs", [*get("shared_runs"), run_id])
+
+
+def shared_runs() -> list[str]:
+    return list(get("shared_runs"))
 
 
 def current_run() -> str | None:

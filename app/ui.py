@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 import engine
-from app import settings, state, store
+from app import settings, sharing, state, store, waiting
 from app.jobs import TERMINAL, manager
 
 METRIC_KEYS = engine.GAP_KEYS
@@ -39,8 +39,10 @@ def render_job(snapshot: dict, key: str, losses_chart: bool = False) -> None:
     head = st.columns([5, 1])
     with head[0]:
         if status == "queued":
-            st.markdown(f"**{snapshot['title']}** — waiting, **#{position} in the queue** "
-                        "(one heavy job at a time on this device)")
+            wait = waiting.wait_seconds(snapshot["id"])
+            st.markdown(f"**{snapshot['title']}** — waiting, **#{position} in the queue**"
+                        + (f", starts in about **{fmt_seconds(wait)}**" if wait else "")
+                        + " (one heavy job at a time on this device)")
         elif status == "running":
             eta = snapshot["eta"]
             where = snapshot["metrics"].get("where")      # set by jobs running on a Ray cluster
@@ -71,6 +73,10 @@ def render_job(snapshot: dict, key: str, losses_chart: bool = False) -> None:
             fig = charts.loss_curves(snapshot["history"])
             fig.update_layout(height=200, margin=dict(l=10, r=10, t=10, b=10))
             st.plotly_chart(fig, key=f"live-loss-{key}-{snapshot['id']}", config={"displayModeBar": False})
+    if status not in TERMINAL and snapshot["owner"] != state.session_id() and snapshot["kind"] == "unlearn":
+        st.caption("This very run (same model, forget set, method, settings and seed) was already on its way, so "
+                   "you follow it instead of queueing a copy: its results are a **shared** result, the same numbers "
+                   "a run of your own would give.")
     if status == "failed":
         st.error(f"The run failed: {snapshot['error']}. The app and earlier results are unaffected.")
 
@@ -80,11 +86,21 @@ def job_panel(key: str, only_owner: bool = True, show_recent: bool = False, loss
     owner = state.session_id() if only_owner else None
 
     def body():
-        jobs = manager().jobs(owner)       # this session's runs and the Retrain references they queued
+        # a poll that finds nothing changed (same fingerprint) draws the last snapshots again: no copies of job
+        # histories, no event bookkeeping, no disk
+        fingerprint = manager().fingerprint(owner)
+        cache = state.get("panel_cache") or {}
+        changed = cache.get(key, (None,))[0] != fingerprint
+        jobs = manager().jobs(owner) if changed else cache[key][1]   # this session's runs (and those it joined)
+        if changed:
+            state.put("panel_cache", {**cache, key: (fingerprint, jobs)})
         live = [j for j in jobs if j["status"] not in TERMINAL]
         recent = [j for j in jobs if j["status"] in TERMINAL][-2:] if show_recent else []
         for snapshot in live + recent[::-1]:
             render_job(snapshot, key, losses_chart)
+        long_queue_notice([j for j in live if j["status"] == "queued"])
+        if not changed:
+            return
         # a run's metrics are on disk before its insights: show them at once, and again when the job ends
         seen = set(state.get("seen_done"))
         events = {f"{j['id']}:done" for j in jobs if j["status"] in TERMINAL} | {
@@ -94,6 +110,8 @@ def job_panel(key: str, only_owner: bool = True, show_recent: bool = False, loss
             state.put("seen_done", sorted(seen | new))
             for j in jobs:
                 if j["kind"] == "unlearn" and j["run_id"] and f"{j['id']}:metrics" in new:
+                    if j["owner"] != state.session_id():      # a joined run: this session's shared result
+                        state.add_shared_run(j["run_id"])
                     state.set_current_run(j["run_id"])
             if live_before.get("live"):
                 st.rerun(scope="app")      # the rest of the page (results, tables) fills in
@@ -104,6 +122,16 @@ def job_panel(key: str, only_owner: bool = True, show_recent: bool = False, loss
         st.fragment(body, run_every=settings.POLL_SECONDS)()
     else:
         body()
+
+
+def long_queue_notice(queued: list[dict]) -> None:
+    """When this session waits long, say where results come at once: runs already computed are shared."""
+    waits = [w for w in (waiting.wait_seconds(j["id"]) for j in queued) if w]
+    if waits and max(waits) >= waiting.LONG_QUEUE_S:
+        st.info(f"The queue is long: about {fmt_seconds(max(waits))} before your run starts. Runs already computed "
+                "open at once as a **shared** result — the suggested class with the default settings, or any single "
+                "class with WSS-CL or SalUn at their defaults (prepared for the classroom). Finished runs are also "
+                "in the *Run* list on Results.", icon=":material/groups:")
 
 
 # ---------------------------------------------------------------------------------------------- runs
@@ -120,10 +148,15 @@ def pick_run(key: str, finished_only: bool = True) -> dict | None:
     its first render, so the widget's value is set to the current run before it renders, and a user's pick
     goes back into the current run through ``on_change``.
     """
-    runs = [r for r in store.list_runs() if not finished_only or r.get("status") == "finished"]
+    listed = store.list_runs()
+    known = {r["id"] for r in listed}
+    served = (set(state.shared_runs()) | {state.current_run()}) - known - {None}
+    listed += [r for r in map(sharing.prepared_run, sorted(served)) if r]     # read-only prepared runs it was served
+    runs = [r for r in listed if not finished_only or r.get("status") == "finished"]
     if not runs:
         return None
-    mine = {r["id"] for r in session_runs()}
+    shared = set(state.shared_runs())
+    mine = {r["id"] for r in runs if r.get("owner") == state.session_id()} | shared
     runs.sort(key=lambda r: (r["id"] not in mine,), reverse=False)
     ids = [r["id"] for r in runs]
     current = state.current_run()
@@ -134,7 +167,7 @@ def pick_run(key: str, finished_only: bool = True) -> dict | None:
     def label(run_id: str) -> str:
         r = by_id[run_id]
         gap = f" · gap {fmt(r.get('avg_gap'), 2)}" if r.get("avg_gap") is not None else ""
-        who = "" if run_id in mine else " · earlier"
+        who = " · shared" if run_id in shared else "" if run_id in mine else " · earlier"
         return f"{r.get('label', r.get('method'))} · {r.get('spec_text', '')}{gap} · {str(r.get('created', ''))[11:19]}{who}"
 
     chosen = st.selectbox("Run", ids, format_func=label, key=widget,

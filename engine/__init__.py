@@ -16,6 +16,7 @@ from engine.data import DATASET_NAMES, ImageDataset, augment, from_arrays, load_
 from engine.distributions import load_score_distributions, score_distributions
 from engine.executor import Job, JobFailed, make_executor
 from engine.evaluation import Evaluation, SplitOutputs, evaluate, evaluate_outputs, split_outputs
+from engine.identity import device_class, original_sha256, record_identity, run_identity
 from engine.insights import Insights, InsightsCache, InsightsConfig, compute_insights, fingerprint
 from engine.methods import (METHODS, ConfigField, MethodConfig, MethodInfo, UnlearnResult, config_fields,
                             form_defaults, make_config, setting_defaults)
@@ -66,6 +67,7 @@ __all__ = [
     # runs: the outcome, the record, the run directory
     "RunOutcome", "run_unlearning",
     "RunRecord", "RECORD_NAME", "PROCESS_TOKEN", "NOT_STARTED", "read_record", "write_record",
+    "record_identity", "run_identity", "original_sha256", "device_class",
     "new_run_dir", "save_run", "load_run", "list_runs", "list_records", "fill_in_gaps",
     # background jobs: one call per kind
     "Workspace", "RunRequest", "ReferenceRequest", "UnlearnedRun", "unlearn_run", "insights_run", "reference_run",

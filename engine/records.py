@@ -68,6 +68,7 @@ class RunRecord:
     original: Optional[str] = None       # an uploaded original model's path; None = the shipped one
     checkpoint: Optional[str] = None
     versions: dict = field(default_factory=dict)
+    identity: Optional[str] = None       # engine.identity: runs with equal identities compute equal records
     owner: Optional[str] = None          # the app's session that started it
     job: Optional[str] = None            # the app's job id
     pid: Optional[int] = None            # while live only (see `settle`)

@@ -70,6 +70,15 @@ class RunRequest:
             raise ValueError(f"{self.method} needs a {METHODS[self.method].config_class.__name__}, "
                              f"got {type(self.config).__name__}")
 
+    def identity(self, fast: bool = False) -> str:
+        """What makes two requests compute the same run (engine.identity): equal identities, equal records
+        (timing and owner aside), so the app computes the run once."""
+        from engine.identity import original_sha256, run_identity
+
+        return run_identity(original_sha=original_sha256(self.dataset, self.original), forget_key=self.forget.key(),
+                            method=self.method, config=self.config.to_dict(), seed=self.seed, dataset=self.dataset,
+                            device=resolve_device(self.device), torch_version=torch.__version__, fast=fast)
+
 
 @dataclass(frozen=True)
 class ReferenceRequest:
@@ -142,7 +151,7 @@ def unlearn_run(request: RunRequest, workspace: Workspace, run_dir: Path, *, own
                        config=request.config.to_dict(), seed=request.seed, forget=request.forget,
                        spec_text=request.forget.describe(dataset.classes), dataset=dataset.name,
                        device=device_name(device), fast=workspace.fast, original=request.original,
-                       owner=owner, job=job).start()
+                       identity=request.identity(workspace.fast), owner=owner, job=job).start()
     write_record(run_dir, record)
     try:
         report(Progress("preparing", 0, 1))

@@ -91,8 +91,24 @@ def read_records(runs: Path) -> list[dict]:
                      "metrics_all": record.get("metrics"),
                      "original_UA": (record.get("original_metrics") or {}).get("UA"),
                      "seconds": record.get("seconds"), "insights": record.get("insights"),
+                     "fast": bool(record.get("fast")),
                      "saved": model.stat().st_mtime if model.exists() else None})
     return sorted(rows, key=lambda r: r.get("saved") or 0)
+
+
+def prepared_records(roots: list[Path], choices: list[Choice], fast: bool) -> list[dict]:
+    """The app's read-only prepared runs (the tour's, the classroom's) that serve a choice of this load: the
+    default method at its defaults on a chosen class and seed, in the load's mode. A shared result served from
+    them has no record in the run folder, so the checks read these too."""
+    wanted = {(CLASSES.index(c.class_name), c.seed) for c in choices if c.field is None}
+    rows = []
+    for root in roots:
+        for row in read_records(root) if root.is_dir() else []:
+            classes = row.get("classes") or []
+            if row.get("method") == "wsscl" and len(classes) == 1 and (classes[0], row.get("seed")) in wanted \
+                    and row.get("fast") == fast and row.get("status") == "finished":
+                rows.append(row)
+    return rows
 
 
 def record_key(record: dict) -> str:
@@ -212,4 +228,4 @@ def choice_dict(choice: Choice) -> dict:
 
 
 __all__ = ["Bars", "CLASSES", "Choice", "choice_dict", "evaluate", "markdown", "overlaps", "percentile", "plan",
-           "read_records", "record_key"]
+           "prepared_records", "read_records", "record_key"]

@@ -339,6 +339,11 @@ def main(argv=None) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
     records = load_plan.read_records(runs)
+    if args.shared_text:            # shared results may come from the app's read-only prepared runs (app/sharing.py)
+        prepared = [REPO / "app/tour/run", REPO / "app/tour/compare",
+                    Path(os.environ.get("UNLEARNING_LAB_PREPARED") or REPO / "prepared")]
+        served = load_plan.prepared_records(prepared, load.choices, args.fast)
+        records = sorted(records + served, key=lambda r: r.get("saved") or 0)
     (args.out / "records").mkdir(exist_ok=True)
     for n, record in enumerate(records):
         shutil.copy(Path(record["path"]) / "run.json", args.out / "records" / f"{n:02d}-run.json")

@@ -20,6 +20,9 @@ choice = st.segmented_control("How", list(MODES), format_func=MODES.get, key="fo
 choice = choice or current
 
 
+SUGGESTED_CLASS = 1      # Trouser: the guided tour's class (app/tour/run), so a first student is served at once
+
+
 @st.cache_data(show_spinner=False, max_entries=32)
 def forget_ids(key: str, _spec: engine.ForgetSpec) -> np.ndarray:     # cached by the spec's key
     return engine.make_split(resources.dataset(), _spec).forget
@@ -30,6 +33,10 @@ if choice == "classes":
     st.caption("Forget every training image of the classes you tick. Exact-unlearning references are "
                "precomputed for single classes, so comparisons appear at once.")
     chosen = set(state.forget_classes()) if current == "classes" else set()
+    if not chosen and state.forget_spec() is None:      # a first visit: one class to start with, computed already
+        st.info(f"Suggested: **{names[SUGGESTED_CLASS]}** (the guided tour's class) — with the default settings its "
+                "run is already computed, so its results open at once (a shared result). Every other single class "
+                "with WSS-CL or SalUn at their defaults is prepared too.", icon=":material/lightbulb:")
     rows = [st.columns(5), st.columns(5)]
     picked = []
     for c, name in enumerate(names):

@@ -21,6 +21,23 @@ if reference is None:   # a background Retrain may have finished since the run
 
 st.markdown(f"**{run.get('label')}** on **{run.get('spec_text')}** · {run.get('device')} · seed {run.get('seed')}"
             + (" · *fast mode*" if run.get("fast") else ""))
+if run["id"] in state.shared_runs() or run.get("owner") != state.session_id():
+    left, right = st.columns([4, 1])
+    left.info("**Shared result** — this exact run (same model, forget set, method, settings and seed) was computed "
+              "once and opens for everyone who asks for it; runs are deterministic, so your own would give the same "
+              "numbers. Who ran it is not shown.", icon=":material/groups:")
+    if right.button("Run it again myself", key="rerun-own",
+                    help="A fresh run of your own with these settings (queued like any run; not shared)."):
+        request = pipeline.run_request(run["method"], run["config"], spec, int(run.get("seed", 0)))
+        from app.jobs import QueueFull
+
+        try:
+            job = pipeline.submit_run(state.session_id(), request)
+        except QueueFull as error:
+            st.error(str(error), icon=":material/hourglass_top:")
+        else:
+            state.add_job(job.id)
+            st.switch_page("views/run.py")
 if reference is None:
     pending = pipeline.pending_reference(spec)
     if pending:

@@ -104,12 +104,18 @@ elif start and spec is not None:
         from app.jobs import QueueFull
 
         try:
-            job = pipeline.submit_run(state.session_id(), request)
+            started = pipeline.start_run(state.session_id(), request)   # an identical run is joined or served
         except QueueFull as error:
             st.error(str(error), icon=":material/hourglass_top:")
         else:
-            state.add_job(job.id)
-            st.toast("Run queued — it starts as soon as the device is free.")
+            if started.how == "shared":
+                state.add_shared_run(started.run_id)
+                state.set_current_run(started.run_id)
+                st.toast("This exact run was already computed: its results open at once (shared result).")
+            else:
+                state.add_job(started.job_id)
+                st.toast("Run queued — it starts as soon as the device is free." if started.how == "new" else
+                         "This exact run is already on its way: you follow it (shared result), no copy is queued.")
 
 if spec is not None:
     ref, source = resources.reference_metrics(spec)
@@ -118,7 +124,12 @@ if spec is not None:
                                         "none yet — computed in the background after the run; comparisons fill in."))
 
 with progress:
-    if state.job_ids() or ui.active_jobs(state.session_id()):
+    if state.current_run() in state.shared_runs() and not ui.active_jobs(state.session_id()):
+        st.success("Shared result: this exact run (same model, forget set, method, settings and seed) was already "
+                   "computed, so it opened at once — the same numbers your own run would give.",
+                   icon=":material/groups:")
+        st.page_link("views/results.py", label="See the results", icon=":material/speed:")
+    elif state.job_ids() or ui.active_jobs(state.session_id()):
         st.subheader("Progress")
         ui.job_panel("run", show_recent=True)
         if state.current_run():
