@@ -242,9 +242,9 @@ class JobManager:
     def queue_view(self) -> list[tuple]:
         """(id, kind, status, seconds running or taken, position) of every job, light: for queue ETAs."""
         with self._lock:
-            now = time.time()
+            now, order = time.time(), self._order()      # the fair scheduler's real order, as positions show it
             return [(j.id, j.kind, j.status, j.elapsed(now),
-                     0 if self._running == j.id else (self._queue.index(j.id) + 1 if j.id in self._queue else None))
+                     0 if self._running == j.id else (order.index(j.id) + 1 if j.id in order else None))
                     for j in self._jobs.values()]
 
     def busy(self) -> dict:
