@@ -38,9 +38,8 @@ while time.time() < deadline:
     jobs = manager.jobs()
     snapshots += [{k: j[k] for k in ("id", "kind", "status", "stage", "step", "total", "position")} |
                   {"where": j["metrics"].get("where")} for j in jobs]
-    if len(jobs) > 1 and all(j["status"] in TERMINAL for j in jobs) or \
-            len(jobs) == 1 and jobs[0]["status"] in ("failed", "cancelled"):
-        break
+    if jobs and all(j["status"] in TERMINAL for j in jobs):   # a Retrain, when one is needed, is queued by the
+        break                                                  # run before the run's job ends
     time.sleep(0.1)
 run = next((r for r in store.list_runs() if r.get("job") == job.id), None)
 print(json.dumps({"jobs": manager.jobs(), "snapshots": snapshots, "run": run, "ray": "ray" in sys.modules},
