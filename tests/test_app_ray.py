@@ -27,9 +27,9 @@ APP_PROCESS = r"""
 import json, sys, time
 import engine
 from app import pipeline, store
-from app.jobs import JobManager, TERMINAL
+from app.jobs import TERMINAL, manager
 
-manager = JobManager("test")
+manager = manager()      # the process-wide manager, as the server's: the background Retrain is queued there too
 spec = engine.ForgetSpec(classes=tuple(json.loads(sys.argv[1])))
 job = manager.submit("me", "unlearn", "run", pipeline.run_request("ft", pipeline.default_config("ft"), spec),
                      pipeline.unlearn_and_reference_work)

@@ -18,7 +18,7 @@ def test_suggestion_and_a_shared_result_on_results(tmp_path):
         at.run()
         at.switch_page("views/forget.py").run()
         assert not at.exception, [e.value for e in at.exception]
-        assert any("Suggested: **Trouser**" in i.value for i in at.info)
+        assert any("Suggested: Trouser" in i.value for i in at.info)
 
         tour = str((APP / "tour" / "run").resolve())
         at.session_state["shared_runs"] = [tour]

@@ -34,9 +34,11 @@ if choice == "classes":
                "precomputed for single classes, so comparisons appear at once.")
     chosen = set(state.forget_classes()) if current == "classes" else set()
     if not chosen and state.forget_spec() is None:      # a first visit: one class to start with, computed already
-        st.info(f"Suggested: **{names[SUGGESTED_CLASS]}** (the guided tour's class) — with the default settings its "
-                "run is already computed, so its results open at once (a shared result). Every other single class "
-                "with WSS-CL or SalUn at their defaults is prepared too.", icon=":material/lightbulb:")
+        # plain text, not bold: a bold class name would be a second element whose whole text is the class name
+        st.info(f"Suggested: {names[SUGGESTED_CLASS]} (the guided tour's class) — with the default settings its "
+                "run is already computed, so its results open at once (a shared result). In the hosted image the "
+                "other single classes with WSS-CL or SalUn at their defaults are prepared too.",
+                icon=":material/lightbulb:")
     rows = [st.columns(5), st.columns(5)]
     picked = []
     for c, name in enumerate(names):
