@@ -98,7 +98,8 @@ def test_a_session_cannot_queue_more_than_its_share(lab, busy_device):
     from app.jobs import JobManager
 
     at = run_page()
-    for _ in range(JobManager.MAX_WAITING + 1):
+    for seed in range(JobManager.MAX_WAITING + 1):       # distinct seeds: an identical Start joins the run it matches
+        next(n for n in at.number_input if n.key.startswith("seed-")).set_value(seed).run()
         at.button(key="start").click().run()
         assert not at.exception
     assert len(my_jobs(at)) == JobManager.MAX_WAITING
