@@ -2,6 +2,7 @@
 UMAP. Headless Debian Chromium driven by Playwright's Python package; screenshots of every page go to
 artifacts/browser/ (git-ignored) for a human to look at."""
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -153,9 +154,14 @@ def test_pick_a_class_run_wsscl_see_gauges_and_umap(server, page):
 
 
 def choose(page, label: str, option: str):
-    """Pick ``option`` (a substring of its text) in the select box labelled ``label``."""
-    page.locator('[data-testid="stSelectbox"]', has_text=label).first.locator('[data-baseweb="select"]').click()
+    """Pick ``option`` (a substring of its text) in the select box labelled ``label`` (Streamlit draws it as an
+    ARIA combo box: an input whose accessible name is the label, and a list box of options)."""
+    from playwright.sync_api import expect
+
+    box = page.get_by_role("combobox", name=label, exact=True).first
+    box.click()
     page.locator('[role="option"]', has_text=option).first.click()
+    expect(box).to_have_value(re.compile(re.escape(option)))
 
 
 def showing(page, method: str) -> bool:
@@ -172,7 +178,6 @@ def test_second_method_shows_up_in_results_and_a_pick_sticks(server, page):
     page.get_by_text("Hyperparameters").wait_for()
     idle(page)
     choose(page, "Method", "SalUn")
-    page.get_by_text("SalUn", exact=False).first.wait_for()
     idle(page)
     page.get_by_role("button", name="Start").click()
     page.get_by_text("SalUn · class Trouser").first.wait_for()
