@@ -56,7 +56,7 @@ RESULTS_READY = "See the results"                    # the Run page's link once 
 QUEUED = "in the queue"
 GAUGES = ".js-plotly-plot .indicatorlayer"
 RESULTS_HEADER = re.compile(r" on .*seed \d+")       # "**WSS-CL** on **class Trouser** · cpu · seed 0"
-RUN_PICKER = '[data-testid="stSelectbox"]'
+RUN_PICKER = '[data-testid="stSelectbox"] [role="combobox"]'   # Streamlit's select box: its value is the input's
 NOT_MINE = "· earlier"                               # the run picker's mark of another session's run
 ERRORS = '[data-testid="stException"], [data-testid="stAlertContentError"]'
 
@@ -147,7 +147,7 @@ async def read_results(page, load: Load, k: int, row: dict):
     await page.locator(GAUGES).first.wait_for(timeout=load.args.page_timeout * 1000)
     header = " ".join((await page.locator('[data-testid="stMarkdownContainer"]', has_text=RESULTS_HEADER)
                        .first.inner_text(timeout=30_000)).split())
-    picker = " ".join((await page.locator(RUN_PICKER).first.inner_text(timeout=30_000)).split())
+    picker = " ".join((await page.locator(RUN_PICKER).first.input_value(timeout=30_000)).split())
     row["results_header"], row["run_picker"] = header[:160], picker[:160]
     own = (load_plan.METHOD_LABEL in header and CHOSEN.format(name=choice.class_name) in header
            and f"seed {choice.seed}" in header)
