@@ -142,7 +142,7 @@ def test_cancel_stops_a_run_on_the_cluster(cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("UNLEARNING_LAB_RAY_ADDRESS", address)
     with fast_lab(tmp_path) as settings:
         from app import pipeline, store
-        from app.jobs import JobManager
+        from app.jobs import TERMINAL, JobManager
 
         before = sha256(ORIGINAL)
         manager = JobManager("ray-cancel")
@@ -151,7 +151,8 @@ def test_cancel_stops_a_run_on_the_cluster(cluster, tmp_path, monkeypatch):
         deadline = time.time() + 300
         while time.time() < deadline:
             snap = manager.snapshot(job.id)
-            if snap["status"] != "running" or snap["stage"].startswith("retrain") and snap["step"] >= 1:
+            if snap["status"] in TERMINAL or snap["status"] == "running" and snap["stage"].startswith("retrain") \
+                    and snap["step"] >= 1:                  # (queued first: it waits for the worker to take it)
                 break
             time.sleep(0.1)
         assert snap["status"] == "running" and snap["metrics"]["where"].startswith("Ray cluster"), snap
