@@ -119,7 +119,8 @@ class Load:
 async def choose(page, choice: Choice, timeout_s: float):
     await navigate(page, "choose", timeout_s)
     for attempt in range(5):                  # a click during a rerun can be lost: tick until the summary shows it
-        await page.locator(CLASS_BOX, has_text=choice.class_name).first.click()
+        # the box whose label is exactly the class name ("Shirt" is also a substring of "T-shirt/top")
+        await page.locator(CLASS_BOX).filter(has=page.get_by_text(choice.class_name, exact=True)).first.click()
         try:
             await page.get_by_text(CHOSEN.format(name=choice.class_name)).first.wait_for(timeout=20_000)
             break
