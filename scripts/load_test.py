@@ -3,6 +3,7 @@
     python -m scripts.load_test --sessions 4 --fast                         # hardening scenario: class k per session
     python -m scripts.load_test --sessions 16 --real --scenario classroom   # 12 on the suggested class, 4 their own
     python -m scripts.load_test --sessions 16 --fast --scenario classroom --shared-text shared --enforce-bars
+    python -m scripts.load_test --sessions 16 --real --scenario classroom --shared-text shared --client-nice 19
 
 Starts `streamlit run app/streamlit_app.py` on 127.0.0.1 (a fresh temporary run folder; UNLEARNING_LAB_FAST=1 with
 --fast, unset with --real), opens N isolated contexts (N Streamlit sessions) in one headless Chromium, lets each
@@ -294,6 +295,10 @@ def parse(argv=None):
     parser.add_argument("--shared-text", default=None,
                         help="text the Results page shows on a shared (deduplicated) result, e.g. 'shared'; given, "
                              "identical choices may be served by one run record")
+    parser.add_argument("--client-nice", type=int, default=0, choices=range(0, 20), metavar="0-19",
+                        help="run the client (this script and its Chromium) at this niceness, the server at the "
+                             "caller's: on one machine the N browsers otherwise take most of the CPU a hosted "
+                             "server would have to itself (its visitors' browsers run on their own machines)")
     parser.add_argument("--enforce-bars", action="store_true", help="exit 1 when a time bar is missed too")
     parser.add_argument("--bar-all-s", type=float, default=None, help="every session's results within (classroom: 180)")
     parser.add_argument("--bar-shared-lag-s", type=float, default=None, help="classroom: 10")
@@ -323,6 +328,8 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     runs = Path(tempfile.mkdtemp(prefix="load-runs-"))
     process, args.url = start_server(runs, args.out / "server.log", args.fast)
+    if args.client_nice:            # from here on this process and what it starts (the browser) yield to the server
+        os.nice(args.client_nice)
     sampler = Sampler(process.pid)
     sampler.start()
     sampler.mark("healthy")
@@ -373,7 +380,7 @@ def main(argv=None) -> int:
                "shared_text": args.shared_text, "url": args.url, **info,
                "total_s": round(time.time() - began, 1), "machine": f"{os.cpu_count()} CPU cores, load average "
                f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end",
-               "worker_nice": os.environ.get("UNLEARNING_LAB_WORKER_NICE"),
+               "worker_nice": os.environ.get("UNLEARNING_LAB_WORKER_NICE"), "client_nice": args.client_nice,
                "choices": [load_plan.choice_dict(c) for c in load.choices], "per_session": rows,
                "figures": figures, "server": server, "client": client, "checks": checks, "bars": bar_results,
                "records": [{k: v for k, v in r.items() if k != "metrics_all"} for r in records]}
