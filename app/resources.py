@@ -75,17 +75,31 @@ def validation_ids() -> np.ndarray:
     return engine.validation_indices(dataset(), 0)
 
 
+# Both return PNG bytes, encoded once: `st.image` of an array re-encodes it on every rerun of every session
+# (the Choose page's ten strips: 2.1 ms per rerun, /tmp timing of PIL's encode on this CPU). Registering the
+# bytes under Streamlit's process-wide media lock stays per rerun (docs/hardening.md, the classroom profile).
 @st.cache_data(show_spinner=False, max_entries=64)
-def class_strip(class_index: int, count: int = 8) -> np.ndarray:
-    """``count`` training images of one class side by side (uint8, H × count·W)."""
+def class_strip(class_index: int, count: int = 8) -> bytes:
+    """``count`` training images of one class side by side (PNG of a uint8 H × count·W mosaic)."""
     data = dataset()
     ids = np.flatnonzero(data.train_labels.numpy() == class_index)[:count]
-    return tile(data.train_images[ids].numpy(), columns=count)
+    return png(tile(data.train_images[ids].numpy(), columns=count))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def thumbnails(ids: tuple[int, ...], columns: int = 16) -> np.ndarray:
-    return tile(dataset().train_images[list(ids)].numpy(), columns=columns)
+def thumbnails(ids: tuple[int, ...], columns: int = 16) -> bytes:
+    return png(tile(dataset().train_images[list(ids)].numpy(), columns=columns))
+
+
+def png(image: np.ndarray) -> bytes:
+    """A uint8 grey (H, W) or colour (H, W, 3) image as PNG bytes."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def tile(images: np.ndarray, columns: int) -> np.ndarray:

@@ -41,7 +41,7 @@ names = data.classes
 rows = [st.columns(5), st.columns(5)]
 for c, name in enumerate(names):
     with rows[c // 5][c % 5]:
-        st.image(resources.class_strip(c, 5), caption=name, width="stretch", clamp=True)
+        st.image(resources.class_strip(c, 5), caption=name, width="stretch")
 
 with st.expander("How a run is judged (the four numbers)"):
     st.markdown(
