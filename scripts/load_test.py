@@ -296,9 +296,10 @@ def parse(argv=None):
                         help="text the Results page shows on a shared (deduplicated) result, e.g. 'shared'; given, "
                              "identical choices may be served by one run record")
     parser.add_argument("--client-nice", type=int, default=0, choices=range(0, 20), metavar="0-19",
-                        help="run the client (this script and its Chromium) at this niceness, the server at the "
-                             "caller's: on one machine the N browsers otherwise take most of the CPU a hosted "
-                             "server would have to itself (its visitors' browsers run on their own machines)")
+                        help="run the client (this script and its Chromium, niceness and scheduler autogroup) at "
+                             "this niceness, the server at the caller's: on one machine the N browsers otherwise "
+                             "take most of the CPU a hosted server has to itself (its visitors' browsers run on "
+                             "their own machines)")
     parser.add_argument("--enforce-bars", action="store_true", help="exit 1 when a time bar is missed too")
     parser.add_argument("--bar-all-s", type=float, default=None, help="every session's results within (classroom: 180)")
     parser.add_argument("--bar-shared-lag-s", type=float, default=None, help="classroom: 10")
@@ -330,7 +331,7 @@ def main(argv=None) -> int:
     process, args.url = start_server(runs, args.out / "server.log", args.fast)
     if args.client_nice:            # from here on this process and what it starts (the browser) yield to the server
         os.nice(args.client_nice)
-    sampler = Sampler(process.pid)
+    sampler = Sampler(process.pid, args.client_nice)
     sampler.start()
     sampler.mark("healthy")
     began = time.time()

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,31 @@ def test_the_table_names_every_session_and_every_check(tmp_path):
                                "scenario": "classroom", "mode": "fast", "client": {"cpu_s": 5.0, "rss_peak_mb": 800.0},
                                "machine": "test", "checks": checks, "bars": bars})
     assert all(row["choice"] in text for row in rows) and "records_finished ✗" in text and "1500.0 MB" in text
+
+
+def test_the_client_is_made_to_yield_in_every_thread_and_stays_so():
+    """`--client-nice`: a client process's every thread gets the niceness, and a thread that set its own priority
+    back (as Chromium's renderers do) is reniced again on the next call."""
+    from scripts.load_server import yield_cpu
+
+    child = subprocess.Popen([sys.executable, "-c", "import threading, time\n"
+                              "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+                              "time.sleep(30)"])
+    try:
+        deadline = time.time() + 10
+        while len(os.listdir(f"/proc/{child.pid}/task")) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        tids = [int(t) for t in os.listdir(f"/proc/{child.pid}/task")]
+        assert len(tids) >= 2
+        yield_cpu(child.pid, 7)
+        assert {os.getpriority(os.PRIO_PROCESS, t) for t in tids} == {7}
+        try:
+            os.setpriority(os.PRIO_PROCESS, tids[-1], 3)        # the process lowers one thread's niceness again
+        except PermissionError:
+            pytest.skip("lowering a niceness needs CAP_SYS_NICE here")
+        yield_cpu(child.pid, 7)
+        assert {os.getpriority(os.PRIO_PROCESS, t) for t in tids} == {7}
+    finally:
+        child.kill()
+        child.wait()
+    yield_cpu(child.pid, 7)                                     # gone: skipped, no error
