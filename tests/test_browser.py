@@ -97,9 +97,9 @@ def test_pick_a_class_run_wsscl_see_gauges_and_umap(server, page):
     shot(page, "01-home")
 
     go(page, "Choose what to forget")
-    box = page.get_by_text("Trouser", exact=True).first
-    box.wait_for()
-    idle(page)                          # a tick while the page is still rerunning can be lost in that rerun
+    page.get_by_role("heading", name="Choose what to forget").first.wait_for()
+    idle(page)      # until then the home page's strip captioned "Trouser" may still be shown, and a tick while
+    box = page.get_by_text("Trouser", exact=True).first     # the page is still rerunning can be lost in that rerun
     box.click()
     try:
         page.get_by_text("class Trouser").first.wait_for(timeout=20_000)
