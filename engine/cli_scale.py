@@ -78,7 +78,7 @@ def run_tune(args: argparse.Namespace) -> int:
     """Tune a method's defaults for a setting with Optuna (TPE, pruning), on validation data only."""
     import os
 
-    from engine.tuning import choose, record_choice, run_study, trials_table
+    from engine.tuning import choose, chosen_params, record_choice, run_study, trials_table
 
     if args.storage.startswith("sqlite:///"):
         Path(args.storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
@@ -107,10 +107,10 @@ def run_tune(args: argparse.Namespace) -> int:
         print("error: no trial finished", file=sys.stderr)
         return 1
     payload = {"method": args.method, "setting": args.setting, "study": study.study_name, "trial": best.number,
-               "params": best.params, "score": best.value, "forgets": best.user_attrs.get("forgets"),
+               "params": chosen_params(best), "score": best.value, "forgets": best.user_attrs.get("forgets"),
                "cells": best.user_attrs.get("cells"), "trials": len(study.trials)}
     if args.apply:
-        payload["recorded_in"] = str(record_choice(args.method, args.setting, best.params))
+        payload["recorded_in"] = str(record_choice(args.method, args.setting, chosen_params(best)))
     print(table)
     write_json(args.json, payload)
     return 0

@@ -46,7 +46,6 @@ SPACES: dict[str, dict[str, tuple]] = {
 # Held fixed per setting (the label-aware pseudo-label and frozen batch norm are what make a class forgettable).
 FIXED = {"wsscl": {"class": {"pseudo_label": "uniform_others", "forget_batch_norm": "eval", "epochs": 2},
                    "random": {"pseudo_label": "uniform", "forget_batch_norm": "train", "epochs": 2}}}
-CHOSEN = Path("runs/tuning/chosen.json")
 
 
 class WithheldDataError(RuntimeError):
@@ -171,6 +170,9 @@ def trial_job(dataset: dict, checkpoint: Optional[str], method: str, setting: st
 
 
 # ------------------------------------------------------------------------------------------- the study
+STARTUP_TRIALS = 4     # random points before TPE models the rest (Optuna's default, 10, is a whole small study)
+
+
 def pruner():
     """The median pruner, the same in the caller and in every worker (a worker loads the study itself)."""
     import optuna
@@ -179,16 +181,19 @@ def pruner():
 
 
 def suggest(trial, method: str) -> dict:
+    """A trial's point in ``SPACES[method]``; floats rounded to 3 significant digits (what a default is written as,
+    so the chosen point is exactly the one that ran), kept as the trial's ``params`` attribute."""
     params = {}
     for name, (kind, *bounds) in SPACES[method].items():
         if kind == "log":
-            params[name] = trial.suggest_float(name, bounds[0], bounds[1], log=True)
+            params[name] = float(f"{trial.suggest_float(name, bounds[0], bounds[1], log=True):.3g}")
         elif kind == "float":
-            params[name] = trial.suggest_float(name, bounds[0], bounds[1])
+            params[name] = float(f"{trial.suggest_float(name, bounds[0], bounds[1]):.3g}")
         elif kind == "int":
             params[name] = trial.suggest_int(name, bounds[0], bounds[1])
         else:
             params[name] = trial.suggest_categorical(name, list(bounds))
+    trial.set_user_attr("params", params)
     return params
 
 
@@ -208,7 +213,7 @@ def run_study(method: str, setting: str, trials: int, *, executor, storage: Opti
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = study_name or f"{dataset}-{method}-{setting}"
     study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True, direction="minimize",
-                                sampler=optuna.samplers.TPESampler(seed=seed),
+                                sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP_TRIALS),
                                 pruner=pruner())
     from optuna.trial import TrialState
 
@@ -259,7 +264,7 @@ def trials_table(study, method: str, setting: str) -> str:
              "|" + "---|" * (len(fields) + len(scenarios) + 3)]
     for trial in study.trials:
         bold = "**" if best is not None and trial.number == best.number else ""
-        values = [_short(trial.params.get(f)) for f in fields]
+        values = [_short(chosen_params(trial).get(f)) for f in fields]
         cells = trial.user_attrs.get("cells", {})
         shown = [f"{c['score']:.2f} ({c['UA']:.1f} / {c['MIA']:.1f} / {c['validation_acc']:.1f}, {c['seconds']:.1f} s)"
                  if (c := cells.get(s)) else "—" for s in scenarios]
@@ -273,12 +278,88 @@ def _short(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def record_choice(method: str, setting: str, params: dict, path: Path = CHOSEN) -> Path:
-    """Write a chosen point where the defaults are kept. Today: a JSON of chosen values per method and
-    setting (the one place to re-point when per-setting defaults move into each method's file)."""
-    from engine.checkpoints import write_json_atomic
+def chosen_params(trial) -> dict:
+    """The values a trial ran with (rounded as `suggest` rounds them; older studies: Optuna's raw params)."""
+    return dict(trial.user_attrs.get("params") or trial.params)
 
-    path = Path(path)
-    chosen = json.loads(path.read_text()) if path.is_file() else {}
-    chosen.setdefault(method, {})[setting] = {**FIXED.get(method, {}).get(setting, {}), **params}
-    return write_json_atomic(path, chosen, overwrite=True)
+
+def _literal(value) -> str:
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def new_defaults(method: str, setting: str, params: dict) -> tuple[dict, dict]:
+    """(field defaults, SETTINGS) of ``method``'s config once ``params`` (plus FIXED) is its choice for ``setting``.
+
+    The random setting's choice becomes the fields' defaults (they serve every setting without overrides);
+    a class-wise choice becomes SETTINGS["class"]. Every other setting keeps its full resolved config, so its
+    overrides are recomputed against the new defaults (only the fields that differ are kept).
+    """
+    from engine.methods import METHODS, config_fields
+
+    cls = METHODS[method].config_class
+    fields = {f.name: f.default for f in config_fields(cls)}
+    unknown = sorted(set(params) - set(fields))
+    if unknown:
+        raise ValueError(f"{method} has no option {unknown[0]!r}")
+    chosen = {**FIXED.get(method, {}).get(setting, {}), **params}
+    full = {name: {**fields, **over} for name, over in cls.SETTINGS.items()}
+    defaults = dict(fields)
+    if setting == "random":
+        defaults.update(chosen)
+    else:
+        full[setting] = {**fields, **cls.SETTINGS.get(setting, {}), **chosen}
+    settings = {name: {k: v for k, v in values.items() if v != defaults[k]} for name, values in full.items()}
+    return defaults, {name: over for name, over in settings.items() if over}
+
+
+def record_choice(method: str, setting: str, params: dict, source: Optional[Path] = None) -> Path:
+    """Write a chosen point where the method keeps its defaults: its config class's source file (the
+    ``option(default, …)`` of each field; ``SETTINGS = {…}`` for class-wise overrides). Returns that file.
+
+    Only literals change (located with ``ast``, so comments and layout stay); ``source`` lets a test edit a copy.
+    """
+    import ast
+    import inspect
+
+    from engine.methods import METHODS, config_fields
+
+    cls = METHODS[method].config_class
+    path = Path(source) if source is not None else Path(inspect.getsourcefile(cls))
+    text = path.read_text()
+    old = {f.name: f.default for f in config_fields(cls)}
+    defaults, settings = new_defaults(method, setting, params)
+    node = next((n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.ClassDef) and n.name == cls.__name__),
+                None)
+    if node is None:
+        raise ValueError(f"{path} does not define {cls.__name__}")
+    edits = []                                           # (ast node whose source is replaced, new source)
+    for item in node.body:
+        if (isinstance(item, ast.Assign) and len(item.targets) == 1 and isinstance(item.targets[0], ast.Name)
+                and item.targets[0].id == "SETTINGS"):
+            edits.append((item.value, _literal(settings)))
+        elif (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.target.id in old
+              and defaults[item.target.id] != old[item.target.id]):
+            if not (isinstance(item.value, ast.Call) and item.value.args):
+                raise ValueError(f"{cls.__name__}.{item.target.id} is not declared as option(default, …)")
+            edits.append((item.value.args[0], _literal(defaults[item.target.id])))
+    if not any(isinstance(n, ast.Dict) for n, _ in edits) and settings != cls.SETTINGS:
+        raise ValueError(f"{cls.__name__} has no SETTINGS = {{…}} to write")
+    lines = text.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+
+    def offset(lineno: int, col: int) -> int:          # ast columns count UTF-8 bytes
+        return starts[lineno - 1] + len(lines[lineno - 1].encode()[:col].decode())
+
+    for target, new in sorted(edits, key=lambda e: (e[0].lineno, e[0].col_offset), reverse=True):
+        text = (text[:offset(target.lineno, target.col_offset)] + new
+                + text[offset(target.end_lineno, target.end_col_offset):])
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+    return path

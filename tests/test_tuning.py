@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from engine.cli import main
 from engine.executor import InlineExecutor, dataset_ref, open_dataset
-from engine.tuning import WithheldDataError, choose, record_choice, run_study, trials_table, withhold_test
+from engine.tuning import WithheldDataError, choose, chosen_params, record_choice, run_study, trials_table, withhold_test
 from tests.scale_env import make_tiny_assets
 
 
@@ -42,8 +43,44 @@ def test_study_runs_resumes_and_never_touches_test(assets, tmp_path, monkeypatch
     assert len(again.trials) == 5 and [t.params for t in again.trials[:3]] == first
     best = choose(again, "class")
     assert best is not None and "| trial | state | lr | epochs |" in trials_table(again, "ga", "class")
-    path = record_choice("ga", "class", best.params, tmp_path / "chosen.json")
-    assert json.loads(path.read_text())["ga"]["class"] == best.params
+    assert chosen_params(best) == best.user_attrs["params"]
+
+
+def _config_literals(path, class_name):
+    """SETTINGS and each field's option(default, …) as written in a method's source file."""
+    import ast
+
+    node = next(n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef) and n.name == class_name)
+    settings = next(ast.literal_eval(i.value) for i in node.body if isinstance(i, ast.Assign)
+                    and i.targets[0].id == "SETTINGS")
+    fields = {i.target.id: ast.literal_eval(i.value.args[0]) for i in node.body if isinstance(i, ast.AnnAssign)}
+    return settings, fields
+
+
+def test_record_choice_writes_the_method_file(tmp_path):
+    """A choice lands in the config class's source (a copy here): random → field defaults, class → SETTINGS;
+    every other setting keeps its resolved values; comments and everything else stay as they were."""
+    import inspect
+
+    from engine.methods import METHODS, make_config
+
+    source = Path(inspect.getsourcefile(METHODS["ga"].config_class))
+    before_class = make_config("ga", forget_kind="class")
+    random_copy, class_copy = tmp_path / "random.py", tmp_path / "class.py"
+    for copy in (random_copy, class_copy):
+        copy.write_text(source.read_text())
+    record_choice("ga", "random", {"lr": 0.00042, "epochs": 5}, source=random_copy)
+    settings, fields = _config_literals(random_copy, "GAConfig")
+    assert fields["lr"] == 0.00042 and fields["epochs"] == 5
+    class_values = {**fields, **settings.get("class", {})}
+    assert class_values["lr"] == before_class.lr and class_values["epochs"] == before_class.epochs
+    record_choice("ga", "class", {"lr": 0.0025, "epochs": 3}, source=class_copy)
+    settings, fields = _config_literals(class_copy, "GAConfig")
+    assert settings == {"class": {"lr": 0.0025, "epochs": 3}}
+    changed = [a for a, b in zip(source.read_text().splitlines(), class_copy.read_text().splitlines()) if a != b]
+    assert len(changed) == 1 and "SETTINGS" in changed[0]   # only the overrides' line; comments and layout kept
+    with pytest.raises(ValueError, match="no option"):
+        record_choice("ga", "class", {"nope": 1}, source=copy)
 
 
 def test_tune_command(assets, tmp_path, capsys):
