@@ -6,7 +6,8 @@ reference_work:  engine.reference_run: exact unlearning for a forget set without
                  runs/_references and reused by every later run on the same set.
 Everything a job needs is in its frozen request (`engine.RunRequest` / `engine.ReferenceRequest`); the folders
 and fast-mode settings come from `workspace()`. `_engine_call` alone decides where each engine call runs: here,
-or on the Ray cluster at $UNLEARNING_LAB_RAY_ADDRESS (the same calls as `engine.remote_*` jobs).
+in the worker process (UNLEARNING_LAB_WORKER=process) or on the Ray cluster at $UNLEARNING_LAB_RAY_ADDRESS (the
+same calls as `engine.remote_*` jobs).
 """
 from __future__ import annotations
 
@@ -132,13 +133,14 @@ def reference_work(job, report, should_stop) -> dict:
 
 # ---------------------------------------------------------------------------------------------- where work runs
 PLACEMENT = "Ray cluster"     # how the job panel and the run record name a run executed on the cluster
+WORKER_PLACEMENT = "worker process"   # … and one executed in the local worker process (UNLEARNING_LAB_WORKER)
 _CLUSTER: dict = {}
 _CLUSTER_LOCK = threading.Lock()
 
 
 def cluster():
     """The Ray executor at $UNLEARNING_LAB_RAY_ADDRESS (connected on the first job, then kept), or None when
-    jobs run in this process (Ray is then never imported)."""
+    jobs run on this machine (Ray is then never imported)."""
     if not settings.RAY_ADDRESS:
         return None
     with _CLUSTER_LOCK:
@@ -147,14 +149,39 @@ def cluster():
         return _CLUSTER[settings.RAY_ADDRESS]
 
 
+def worker_process():
+    """The local worker process's executor when UNLEARNING_LAB_WORKER=process (started on the first job, then
+    kept), else None."""
+    if settings.WORKER != "process":
+        return None
+    with _CLUSTER_LOCK:
+        if "process" not in _CLUSTER:
+            _CLUSTER["process"] = engine.make_executor("process")
+        return _CLUSTER["process"]
+
+
+def _placement():
+    """(executor, placement, cpus, gpus) for a job, or None to run it in this worker thread."""
+    executor = cluster()
+    if executor is not None:
+        return executor, PLACEMENT, settings.RAY_CPUS, settings.RAY_GPUS
+    executor = worker_process()
+    if executor is not None:
+        import torch
+
+        return executor, WORKER_PLACEMENT, torch.get_num_threads(), 0.0   # the threads a thread-run would use
+    return None
+
+
 def _engine_call(local, remote, report, should_stop, **args):
     """The one place that chooses where a job's engine call runs: ``local`` in this worker thread, or its
-    plain-value twin ``remote`` on the Ray cluster, whose progress snapshots (each naming where it runs) and
-    Cancel go through the executor's mailbox, so the job panel and Cancel behave the same."""
-    executor = cluster()
-    if executor is None:
+    plain-value twin ``remote`` on the Ray cluster or in the worker process, whose progress snapshots (each
+    naming where it runs) and Cancel go through the executor, so the job panel and Cancel behave the same."""
+    where = _placement()
+    if where is None:
         return local(**args, on_progress=_progress(report), should_stop=should_stop)
-    job = engine.remote_job(remote, {**args, "placement": PLACEMENT}, cpus=settings.RAY_CPUS, gpus=settings.RAY_GPUS)
+    executor, placement, cpus, gpus = where
+    job = engine.remote_job(remote, {**args, "placement": placement}, cpus=cpus, gpus=gpus)
     try:
         return executor.run_remote(job, _progress(report), should_stop)
     except engine.JobFailed as error:      # the panel shows the remote "Type: message", not the job's config

@@ -8,6 +8,9 @@ UNLEARNING_LAB_RAY_ADDRESS  run every job (unlearning, insights, background Retr
                         ("HEAD:6379"; the cluster must see the same run folder); unset: in this process, and Ray
                         is never imported. UNLEARNING_LAB_RAY_CPUS (default 1) and UNLEARNING_LAB_RAY_GPUS (a
                         fraction of one GPU, default 0; e.g. 0.25) are what each job asks the cluster for.
+UNLEARNING_LAB_WORKER   where jobs run when no cluster is set: "thread" (default; a thread of the server) or
+                        "process" (one long-lived worker process, engine.process_executor: the pages keep the
+                        server's interpreter to themselves while a run trains — the Space's setting, docs/hardening.md).
 """
 from __future__ import annotations
 
@@ -31,6 +34,9 @@ def _number(name: str, default: float, least: float) -> float:
 RAY_ADDRESS = os.environ.get("UNLEARNING_LAB_RAY_ADDRESS", "").strip()
 RAY_CPUS = _number("UNLEARNING_LAB_RAY_CPUS", 1, 0.01)   # a job asking more than any node has waits forever (Ray
 RAY_GPUS = _number("UNLEARNING_LAB_RAY_GPUS", 0, 0)      # calls it "infeasible"), hence the small defaults
+WORKER = os.environ.get("UNLEARNING_LAB_WORKER", "thread").strip().lower() or "thread"
+if WORKER not in ("thread", "process"):
+    raise ValueError(f"UNLEARNING_LAB_WORKER must be thread or process, got {WORKER!r}")
 POLL_SECONDS = 1.0          # how often a running job's panel refreshes (the rest of the page stays idle); each
                             # refresh costs the run CPU on a 2-core machine, so not faster
 

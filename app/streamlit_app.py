@@ -51,6 +51,10 @@ def _warm_up() -> None:
     lower_priority()
 
     try:
+        worker = pipeline.worker_process()
+        if worker is not None:       # jobs run there: warm its caches, not this process's
+            worker.run_remote(engine.Job("engine.remote_jobs:warm_up", {"dataset": settings.DATASET}))
+            return
         dataset = engine.load_dataset(settings.DATASET)
         device = engine.resolve_device(None)
         model, _ = engine.load_original(dataset, device=device)

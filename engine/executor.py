@@ -163,14 +163,19 @@ def _value_or_raise(job: Job, outcome: dict) -> Any:
 
 
 def make_executor(kind: str = "inline", *, address: Optional[str] = None, num_cpus: Optional[int] = None):
-    """``"inline"`` or ``"ray"`` (``address``: an existing cluster; else ``RAY_ADDRESS``; else a local Ray)."""
+    """``"inline"``, ``"process"`` (one worker process on this machine) or ``"ray"`` (``address``: an existing
+    cluster; else ``RAY_ADDRESS``; else a local Ray)."""
     if kind == "inline":
         return InlineExecutor()
+    if kind == "process":
+        from engine.process_executor import ProcessExecutor
+
+        return ProcessExecutor()
     if kind == "ray":
         from engine.ray_executor import RayExecutor
 
         return RayExecutor(address=address, num_cpus=num_cpus)
-    raise ValueError(f"unknown executor {kind!r}; choose inline or ray")
+    raise ValueError(f"unknown executor {kind!r}; choose inline, process or ray")
 
 
 # ------------------------------------------------------------------------------ results as they arrive

@@ -43,8 +43,9 @@ def original_sha256(dataset_name: str, original: Optional[str] = None) -> str:
 
 
 def device_class(device) -> str:
-    """"cpu" or "cuda" from a torch.device, a device string or a record's device text ("CPU (2 threads)")."""
-    text = str(getattr(device, "type", device) or "cpu").strip().lower()
+    """"cpu" or "cuda" from a torch.device, a device string or a record's device text ("CPU (2 threads)",
+    "Ray cluster · NVIDIA H200", "worker process · CPU (2 threads)": the part after the placement counts)."""
+    text = str(getattr(device, "type", device) or "cpu").split("·")[-1].strip().lower()
     return "cpu" if text.startswith("cpu") or not text else "cuda"
 
 

@@ -107,3 +107,17 @@ def remote_reference(request: ReferenceRequest, workspace: Workspace, *, placeme
                      on_progress: Optional[ProgressCallback] = None, should_stop: Optional[StopCheck] = None) -> str:
     label = where(placement, request.device)
     return str(reference_run(request, workspace, on_progress=_tagged(on_progress, label), should_stop=should_stop))
+
+
+def warm_up(dataset: str) -> None:
+    """Load the dataset, the shipped original and its outputs on the training pool into this worker's caches,
+    so its first run skips them (the app's worker process runs this when the server starts)."""
+    from engine.data import load_dataset
+    from engine.references import load_original
+    from engine.training import resolve_device
+    from engine.workflow import pool_outputs
+
+    data = load_dataset(dataset)
+    device = resolve_device(None)
+    model, _ = load_original(data, device=device)
+    pool_outputs(model, data, device)

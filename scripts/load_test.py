@@ -381,6 +381,7 @@ def main(argv=None) -> int:
                "shared_text": args.shared_text, "url": args.url, **info,
                "total_s": round(time.time() - began, 1), "machine": f"{os.cpu_count()} CPU cores, load average "
                f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end",
+               "worker": os.environ.get("UNLEARNING_LAB_WORKER") or "thread",
                "worker_nice": os.environ.get("UNLEARNING_LAB_WORKER_NICE"), "client_nice": args.client_nice,
                "choices": [load_plan.choice_dict(c) for c in load.choices], "per_session": rows,
                "figures": figures, "server": server, "client": client, "checks": checks, "bars": bar_results,

@@ -47,7 +47,7 @@ print(json.dumps({"jobs": manager.jobs(), "snapshots": snapshots, "run": run, "r
 """
 
 
-def app_process(runs: Path, classes, ray_address: str | None) -> dict:
+def app_process(runs: Path, classes, ray_address: str | None, **extra_env: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("UNLEARNING_LAB_", "RAY_"))}
     env.update(UNLEARNING_LAB_FAST="1", UNLEARNING_LAB_RUNS=str(runs), UNLEARNING_LAB_NO_WARMUP="1",
                PYTHONPATH=str(REPO), OMP_WAIT_POLICY="PASSIVE", UNLEARNING_LAB_WORKER_NICE="0")
@@ -55,6 +55,7 @@ def app_process(runs: Path, classes, ray_address: str | None) -> dict:
     if ray_address:
         # an explicit address turns on Ray's token authentication only when asked (the token: ~/.ray/auth_token)
         env.update(UNLEARNING_LAB_RAY_ADDRESS=ray_address, RAY_AUTH_MODE="token")
+    env.update(extra_env)
     done = subprocess.run([sys.executable, "-c", APP_PROCESS, json.dumps(list(classes))], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -98,3 +98,11 @@ def test_uploaded_originals_are_never_shared(lab, tmp_path):
     assert [s.how for s in started] == ["new", "new"]
     for s in started:
         lab.cancel(s.job_id)
+
+
+def test_device_class_reads_past_a_placement():
+    from engine.identity import device_class
+
+    assert [device_class(d) for d in ("CPU (2 threads)", "worker process · CPU (2 threads)",
+                                      "Ray cluster · CPU (1 threads)", "Ray cluster · NVIDIA H200", "cuda:0", None)] \
+        == ["cpu", "cpu", "cpu", "cuda", "cuda", "cpu"]

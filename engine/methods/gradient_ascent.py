@@ -18,7 +18,7 @@ from engine.methods.common import MethodConfig, Session, option
 class GAConfig(MethodConfig):
     # Class-wise lr and epochs from the same grid (a class needs a much stronger push than a random subset, whose
     # samples the retained data still explains).
-    SETTINGS = {"class": {"lr": 1e-3, "epochs": 2}}
+    SETTINGS = {"class": {"lr": 0.000111, "epochs": 6}}
     # Fast mode (the app's UNLEARNING_LAB_FAST=1): caps that make a run take seconds; a smaller default stays.
     FAST = {"epochs": 1}
     # lr and epochs: the grid's random-10 % choice (scripts/tune_methods.py, docs/tuning.md); class-wise: SETTINGS above

@@ -19,14 +19,14 @@ from engine.saliency import guidance_weights, layer_summary, saliency_scores
 class SalUnConfig(MethodConfig):
     # Class-wise lr and epochs from the same grid (a class needs a much stronger push than a random subset, whose
     # samples the retained data still explains).
-    SETTINGS = {"class": {"lr": 0.1, "epochs": 3}}
+    SETTINGS = {"class": {"lr": 0.1, "epochs": 3, "retain_fraction": 1.0}}
     # Fast mode (the app's UNLEARNING_LAB_FAST=1): caps that make a run take seconds; a smaller default stays.
     FAST = {"epochs": 1, "retain_fraction": 0.5}
     # lr and epochs: the grid's random-10 % choice (scripts/tune_methods.py, docs/tuning.md); class-wise: SETTINGS above
-    lr: float = option(1e-3, "learning rate of both rounds", min=1e-5, max=1.0)
+    lr: float = option(0.00162, "learning rate of both rounds", min=1e-5, max=1.0)
     epochs: int = option(2, "epochs of {random-label round, retain round}", min=1, max=50)
     batch_size: int = option(128, "batch size of both rounds", min=8, max=1024)
-    retain_fraction: float = option(1.0, "share of the retain set drawn afresh each epoch (speed option)",
+    retain_fraction: float = option(0.968, "share of the retain set drawn afresh each epoch (speed option)",
                                     min=0.01, max=1.0)
     sparsity: float = option(0.5, "share of weights the hard mask lets move (SalUn: top 50 %)", min=0.01, max=1.0)
 
