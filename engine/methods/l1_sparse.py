@@ -23,7 +23,7 @@ class L1SparseConfig(MethodConfig):
     SETTINGS = {"class": {"lr": 0.1, "epochs": 2}}
     # Fast mode (the app's UNLEARNING_LAB_FAST=1): caps that make a run take seconds; a smaller default stays.
     FAST = {"epochs": 1, "retain_fraction": 0.5}
-    # lr and epochs: the grid's random-10 % choice (scripts/tune_methods.py, docs/tuning.md); class-wise: SETTINGS above
+    # lr and epochs: the random-10 % choice (grid, then Optuna re-tune: docs/tuning.md); class-wise: SETTINGS above
     lr: float = option(0.00525, "learning rate of SGD on the retain set", min=1e-5, max=1.0)
     epochs: int = option(4, "passes over the retain set", min=1, max=50)
     alpha: float = option(1e-4, "initial weight α of the ℓ1 penalty (decays linearly to 0)", min=0.0, max=1e-2)

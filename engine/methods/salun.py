@@ -22,7 +22,7 @@ class SalUnConfig(MethodConfig):
     SETTINGS = {"class": {"lr": 0.1, "epochs": 3, "retain_fraction": 1.0}}
     # Fast mode (the app's UNLEARNING_LAB_FAST=1): caps that make a run take seconds; a smaller default stays.
     FAST = {"epochs": 1, "retain_fraction": 0.5}
-    # lr and epochs: the grid's random-10 % choice (scripts/tune_methods.py, docs/tuning.md); class-wise: SETTINGS above
+    # lr and epochs: the random-10 % choice (grid, then Optuna re-tune: docs/tuning.md); class-wise: SETTINGS above
     lr: float = option(0.00162, "learning rate of both rounds", min=1e-5, max=1.0)
     epochs: int = option(2, "epochs of {random-label round, retain round}", min=1, max=50)
     batch_size: int = option(128, "batch size of both rounds", min=8, max=1024)

@@ -26,7 +26,7 @@ class SCRUBConfig(MethodConfig):
     SETTINGS = {"class": {"lr": 0.005}}
     # Fast mode (the app's UNLEARNING_LAB_FAST=1): caps that make a run take seconds; a smaller default stays.
     FAST = {"epochs": 1, "retain_fraction": 0.5, "max_epochs": 1}
-    # lr and epochs: the grid's random-10 % choice (scripts/tune_methods.py, docs/tuning.md); class-wise: SETTINGS above
+    # lr and epochs: the random-10 % choice (grid, then Optuna re-tune: docs/tuning.md); class-wise: SETTINGS above
     lr: float = option(0.00211, "learning rate of both rounds", min=1e-5, max=1.0)
     epochs: int = option(3, "epochs (each: an optional max round, then a min round)", min=1, max=50)
     max_epochs: int = option(2, "how many of the first epochs include a max round on D_f", min=0, max=50)
