@@ -1,6 +1,5 @@
 """The app's jobs in a worker process of their own (UNLEARNING_LAB_WORKER=process): a fast run completes there
-with the same record as in the server's thread, the panel and record say where it ran, Ray stays unimported,
-and Cancel stops a run there."""
+with the same record as in the server's thread, the panel and record say where it ran, Ray stays unimported."""
 from __future__ import annotations
 
 import engine
