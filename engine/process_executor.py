@@ -17,14 +17,32 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import sys
 import threading
 import time
+import types
 from typing import Any, Iterator, Optional, Sequence
 
 from engine.executor import Job, JobFailed, JobResult, _execute, _Tracker, _value_or_raise
 from engine.progress import ProgressCallback, RunCancelled, StopCheck
 
 POLL_S = 0.2
+_MAIN_LOCK = threading.Lock()
+
+
+def _spawn_without_main(process) -> None:
+    """Start a spawned ``process`` as if ``__main__`` were bare. Spawn re-runs the parent's main script in the child
+    (``__mp_main__``); under Streamlit that is the app's page script (Streamlit makes it ``__main__``), under an
+    AppTest a temporary script, neither of which may run in a worker. The worker's target lives in this module,
+    so the child needs nothing from ``__main__``."""
+    with _MAIN_LOCK:
+        main = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            process.start()
+        finally:
+            if main is not None:
+                sys.modules["__main__"] = main
 
 
 def _worker_main(requests, replies, stop) -> None:
@@ -64,7 +82,7 @@ class ProcessExecutor:
             self._stop = self._context.Event()
             self._process = self._context.Process(target=_worker_main, name="unlearning-lab-worker",
                                                   args=(self._requests, self._replies, self._stop), daemon=True)
-            self._process.start()
+            _spawn_without_main(self._process)
         return self._process
 
     @property
