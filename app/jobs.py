@@ -319,13 +319,18 @@ class JobManager:
                     del job.history[::2]   # thin evenly, keep the shape of the curve
 
 
+def worker_niceness(default: int = 10) -> int:
+    """How far below the pages heavy work runs: $UNLEARNING_LAB_WORKER_NICE, else ``default``."""
+    return int(os.environ.get("UNLEARNING_LAB_WORKER_NICE", default))
+
+
 def lower_priority(niceness: int = 10) -> None:
     """Run heavy work at a lower CPU priority than the threads serving pages (Linux: per thread; the torch
     worker threads this thread starts inherit it), so clicks stay responsive while a run uses every core.
     Costs the run nothing on an otherwise idle machine — but on a host shared with other busy processes the
     run gets almost no CPU (measured: 2 s of CPU in 5 min at load 15 on 2 cores, docs/hardening.md), so
     $UNLEARNING_LAB_WORKER_NICE overrides it (0: no lowering)."""
-    niceness = int(os.environ.get("UNLEARNING_LAB_WORKER_NICE", niceness))
+    niceness = worker_niceness(niceness)
     if niceness <= 0:
         return
     try:

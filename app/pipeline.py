@@ -156,7 +156,11 @@ def worker_process():
         return None
     with _CLUSTER_LOCK:
         if "process" not in _CLUSTER:
-            _CLUSTER["process"] = engine.make_executor("process")
+            from app.jobs import worker_niceness
+
+            # The worker process runs at the worker thread's priority (UNLEARNING_LAB_WORKER_NICE, default 10):
+            # at the pages' own priority it took their CPU (docs/hardening.md, classroom, measured).
+            _CLUSTER["process"] = engine.make_executor("process", niceness=worker_niceness())
         return _CLUSTER["process"]
 
 

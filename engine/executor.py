@@ -162,15 +162,16 @@ def _value_or_raise(job: Job, outcome: dict) -> Any:
     raise JobFailed(f"job {job.describe()} failed: {outcome['error']}")
 
 
-def make_executor(kind: str = "inline", *, address: Optional[str] = None, num_cpus: Optional[int] = None):
-    """``"inline"``, ``"process"`` (one worker process on this machine) or ``"ray"`` (``address``: an existing
-    cluster; else ``RAY_ADDRESS``; else a local Ray)."""
+def make_executor(kind: str = "inline", *, address: Optional[str] = None, num_cpus: Optional[int] = None,
+                  niceness: int = 0):
+    """``"inline"``, ``"process"`` (one worker process on this machine, at ``niceness`` below this one) or
+    ``"ray"`` (``address``: an existing cluster; else ``RAY_ADDRESS``; else a local Ray)."""
     if kind == "inline":
         return InlineExecutor()
     if kind == "process":
         from engine.process_executor import ProcessExecutor
 
-        return ProcessExecutor()
+        return ProcessExecutor(niceness=niceness)
     if kind == "ray":
         from engine.ray_executor import RayExecutor
 

@@ -16,6 +16,7 @@ the same thread count the records are the same as in-process.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import sys
 import threading
@@ -45,8 +46,15 @@ def _spawn_without_main(process) -> None:
                 sys.modules["__main__"] = main
 
 
-def _worker_main(requests, replies, stop) -> None:
-    """The worker's loop: run each (function, args, cpus) it is sent; send back snapshots, then the outcome."""
+def _worker_main(requests, replies, stop, niceness: int = 0) -> None:
+    """The worker's loop: run each (function, args, cpus) it is sent; send back snapshots, then the outcome.
+    ``niceness`` > 0 lowers the whole worker's CPU priority first (its torch threads inherit it)."""
+    if niceness > 0:
+        try:
+            os.nice(niceness)
+        except (AttributeError, OSError):   # not permitted / not POSIX: run at normal priority
+            pass
+
     def report(snapshot) -> None:
         replies.put(("progress", snapshot))
 
@@ -69,8 +77,9 @@ class ProcessExecutor:
 
     name = "process"
 
-    def __init__(self, *, grace_s: float = 10.0):
+    def __init__(self, *, grace_s: float = 10.0, niceness: int = 0):
         self.grace_s = grace_s
+        self.niceness = niceness         # the worker's CPU priority below its parent's (0: the same)
         self._context = multiprocessing.get_context("spawn")
         self._process = None
         self._lock = threading.Lock()            # one job at a time through the one worker
@@ -81,7 +90,8 @@ class ProcessExecutor:
             self._requests, self._replies = self._context.Queue(), self._context.Queue()
             self._stop = self._context.Event()
             self._process = self._context.Process(target=_worker_main, name="unlearning-lab-worker",
-                                                  args=(self._requests, self._replies, self._stop), daemon=True)
+                                                  args=(self._requests, self._replies, self._stop, self.niceness),
+                                                  daemon=True)
             _spawn_without_main(self._process)
         return self._process
 

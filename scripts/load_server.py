@@ -132,7 +132,11 @@ def start_server(runs: Path, log: Path, fast: bool) -> tuple[subprocess.Popen, s
     process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "app/streamlit_app.py"),
                                 "--server.headless", "true", "--server.address", "127.0.0.1", "--server.port",
                                 str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-                               cwd=REPO, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+                               cwd=REPO, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                               # A session (so a scheduler autogroup) of its own: --client-nice renices the
+                               # client's autogroups, and Playwright's driver shares this script's — before this,
+                               # that reniced the server (and its worker process) to the client's niceness too.
+                               start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
     while time.time() < deadline and process.poll() is None:
