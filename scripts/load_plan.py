@@ -212,6 +212,9 @@ def markdown(summary: dict) -> str:
               f"| suggested sessions: last − first result | {v(f['shared_lag_s'])} |",
               f"| page response (click → heading), max · p95 · probes | {v(f['page_response_max_s'])} · "
               f"{v(f['page_response_p95_s'])} · {f['page_probes']} |",
+              *([f"| observer's page response (own browser, normal priority), max · p95 · probes · timeouts | "
+                 f"{v(f['observer_page_response_max_s'])} · {v(f['observer_page_response_p95_s'])} · "
+                 f"{f['observer_page_probes']} · {f['observer_timeouts']} |"] if "observer_page_probes" in f else []),
               f"| server RSS: healthy → after one visit → peak | {v(s['rss_healthy_mb'], '')} → "
               f"{v(s['rss_after_preflight_mb'], '')} → {v(s['rss_peak_mb'], ' MB')} "
               f"((peak − one visit) / sessions: {v(s['rss_per_session_mb'], ' MB')}) |",

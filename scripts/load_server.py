@@ -78,9 +78,10 @@ class Sampler(threading.Thread):
     client's (this script's children: Playwright's driver and Chromium) process trees. The CPU of a process that
     exited between samples is counted up to its last sample."""
 
-    def __init__(self, server: int, client_nice: int = 0):
+    def __init__(self, server: int, client_nice: int = 0, apart: tuple[int, ...] | list[int] = ()):
         super().__init__(daemon=True)
         self.server, self.stop = server, threading.Event()
+        self.apart = list(apart)                     # children that are neither (the observer): not counted, not reniced
         self.client_nice = client_nice
         self.rss_peak = self.rss_last = 0.0
         self.cpu = {"server": {}, "client": {}}      # pid → latest CPU seconds seen
@@ -90,7 +91,9 @@ class Sampler(threading.Thread):
 
     def sample_trees(self):
         server = process_tree(self.server)
-        client = {p: v for p, v in process_tree(os.getpid()).items() if p not in server and p != os.getpid()}
+        apart = {p for root in self.apart for p in process_tree(root)}
+        client = {p: v for p, v in process_tree(os.getpid()).items()
+                  if p not in server and p not in apart and p != os.getpid()}
         if self.client_nice:
             for pid in client:
                 yield_cpu(pid, self.client_nice)

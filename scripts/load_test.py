@@ -110,10 +110,13 @@ class Load:
         self.ready, self.done = 0, 0
         self.all_ready, self.all_done = asyncio.Event(), asyncio.Event()
         self.clicked_at: float | None = None
+        self.done_at: float | None = None               # wall clock when the last session had its results
 
     def count(self, attribute: str, event: asyncio.Event):
         setattr(self, attribute, getattr(self, attribute) + 1)
         if getattr(self, attribute) == len(self.choices):
+            if attribute == "done":
+                self.done_at = time.time()
             event.set()
 
 
@@ -300,6 +303,10 @@ def parse(argv=None):
                              "this niceness, the server at the caller's: on one machine the N browsers otherwise "
                              "take most of the CPU a hosted server has to itself (its visitors' browsers run on "
                              "their own machines)")
+    parser.add_argument("--observer", action="store_true",
+                        help="one more student with a browser of their own (scripts/load_observer.py: its own "
+                             "session at normal priority, not reniced by --client-nice), probing pages all through "
+                             "the load; its page response is reported beside the sessions' and has the same bar")
     parser.add_argument("--enforce-bars", action="store_true", help="exit 1 when a time bar is missed too")
     parser.add_argument("--bar-all-s", type=float, default=None, help="every session's results within (classroom: 180)")
     parser.add_argument("--bar-shared-lag-s", type=float, default=None, help="classroom: 10")
@@ -329,9 +336,18 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     runs = Path(tempfile.mkdtemp(prefix="load-runs-"))
     process, args.url = start_server(runs, args.out / "server.log", args.fast)
+    observer = observer_out = observer_stop = None
+    if args.observer:                # started before this script renices itself: it keeps normal priority
+        observer_out, observer_stop = args.out / "observer.json", args.out / "observer.stop"
+        observer_out.unlink(missing_ok=True)
+        observer_stop.unlink(missing_ok=True)
+        observer = subprocess.Popen([sys.executable, "-m", "scripts.load_observer", "--url", args.url, "--out",
+                                     str(observer_out), "--stop", str(observer_stop), "--every", str(args.probe_every),
+                                     "--timeout", str(args.page_timeout)], cwd=REPO, start_new_session=True,
+                                    stdout=open(args.out / "observer.log", "w"), stderr=subprocess.STDOUT)
     if args.client_nice:            # from here on this process and what it starts (the browser) yield to the server
         os.nice(args.client_nice)
-    sampler = Sampler(process.pid, args.client_nice)
+    sampler = Sampler(process.pid, args.client_nice, apart=[observer.pid] if observer else [])
     sampler.start()
     sampler.mark("healthy")
     began = time.time()
@@ -342,6 +358,12 @@ def main(argv=None) -> int:
     finally:
         sampler.mark("end")
         sampler.stop.set()
+        if observer is not None:
+            observer_stop.touch()
+            try:
+                observer.wait(60)
+            except subprocess.TimeoutExpired:
+                observer.kill()
         process.terminate()
         try:
             process.wait(30)
@@ -360,6 +382,11 @@ def main(argv=None) -> int:
     bars = load_plan.Bars(args.bar_all_s, args.bar_shared_lag_s, args.bar_page_s)
     checks, bar_results, figures = load_plan.evaluate(load.choices, rows, records, probes,
                                                       shared=bool(args.shared_text), bars=bars)
+    if observer is not None:
+        figures.update(observer_figures(observer_out, load.clicked_at, load.done_at))
+        if bars.page_response_s is not None:
+            bar_results["observer_page_response_s"] = figures["observer_page_response_max_s"] is not None and \
+                figures["observer_page_response_max_s"] <= bars.page_response_s
     checks["no_session_crashed"] = not any(r.get("crash") or r.get("setup_error") or r.get("timeout") for r in rows)
     load_end = "all_done" if "all_done" in sampler.marks else "end"
     load_start = "start_clicked" if "start_clicked" in sampler.marks else "healthy"
@@ -392,6 +419,19 @@ def main(argv=None) -> int:
     shutil.rmtree(runs, ignore_errors=True)
     failed = not all(checks.values()) or (args.enforce_bars and not all(bar_results.values()))
     return 1 if failed else 0
+
+
+def observer_figures(path: Path, began: float | None, ended: float | None) -> dict:
+    """The observer's probes taken between the first Start click and the last session's results."""
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        state = {"probes": [], "timeouts": 0}
+    ended = ended or time.time()
+    inside = [s for t, s in state["probes"] if began is not None and began <= t <= ended]
+    return {"observer_page_response_max_s": round(max(inside), 2) if inside else None,
+            "observer_page_response_p95_s": round(load_plan.percentile(inside, 95), 2) if inside else None,
+            "observer_page_probes": len(inside), "observer_timeouts": state.get("timeouts", 0)}
 
 
 if __name__ == "__main__":

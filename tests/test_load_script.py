@@ -156,3 +156,15 @@ def test_the_client_is_made_to_yield_in_every_thread_and_stays_so():
         child.kill()
         child.wait()
     yield_cpu(child.pid, 7)                                     # gone: skipped, no error
+
+
+def test_the_observer_counts_only_its_probes_during_the_load(tmp_path):
+    """`--observer`: probes before the first Start click and after the last results are left out."""
+    from scripts.load_test import observer_figures
+
+    path = tmp_path / "observer.json"
+    path.write_text(json.dumps({"probes": [[1.0, 9.0], [5.0, 0.4], [6.0, 1.5], [10.0, 7.0]], "timeouts": 1}))
+    figures = observer_figures(path, 2.0, 9.0)
+    assert figures == {"observer_page_response_max_s": 1.5, "observer_page_response_p95_s": 1.5,
+                       "observer_page_probes": 2, "observer_timeouts": 1}
+    assert observer_figures(tmp_path / "missing.json", 2.0, 9.0)["observer_page_probes"] == 0
