@@ -137,7 +137,7 @@ def test_the_client_is_made_to_yield_in_every_thread_and_stays_so():
 
     child = subprocess.Popen([sys.executable, "-c", "import threading, time\n"
                               "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
-                              "time.sleep(30)"])
+                              "time.sleep(30)"], start_new_session=True)   # its own autogroup, not pytest's
     try:
         deadline = time.time() + 10
         while len(os.listdir(f"/proc/{child.pid}/task")) < 2 and time.time() < deadline:
