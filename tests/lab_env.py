@@ -35,3 +35,24 @@ def fast_lab(runs: Path):
             else:
                 os.environ[key] = value
         importlib.reload(settings)
+
+
+def start_run_to_cancel(manager, owner: str = "me"):
+    """Queue a 3-epoch Retrain of class 2 through the app's pipeline and wait (≤ 300 s) until it is running past its
+    first step: (job, its snapshot then). The app-level Cancel tests' common start."""
+    import time
+
+    import engine
+    from app import pipeline
+    from app.jobs import TERMINAL
+
+    request = pipeline.run_request("retrain", {"epochs": 3}, engine.ForgetSpec(classes=(2,)))
+    job = manager.submit(owner, "unlearn", "cancel me", request, pipeline.unlearn_work)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        snap = manager.snapshot(job.id)
+        if snap["status"] in TERMINAL or snap["status"] == "running" and snap["stage"].startswith("retrain") \
+                and snap["step"] >= 1:                  # (queued first: it waits for the worker to take it)
+            break
+        time.sleep(0.1)
+    return job, snap

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import engine
-from lab_env import ORIGINAL, fast_lab, sha256
+from lab_env import ORIGINAL, fast_lab, sha256, start_run_to_cancel
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -142,20 +142,12 @@ def test_cancel_stops_a_run_on_the_cluster(cluster, tmp_path, monkeypatch):
     ray, address = cluster
     monkeypatch.setenv("UNLEARNING_LAB_RAY_ADDRESS", address)
     with fast_lab(tmp_path) as settings:
-        from app import pipeline, store
-        from app.jobs import TERMINAL, JobManager
+        from app import store
+        from app.jobs import JobManager
 
         before = sha256(ORIGINAL)
         manager = JobManager("ray-cancel")
-        request = pipeline.run_request("retrain", {"epochs": 3}, engine.ForgetSpec(classes=(2,)))
-        job = manager.submit("me", "unlearn", "cancel me", request, pipeline.unlearn_work)
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            snap = manager.snapshot(job.id)
-            if snap["status"] in TERMINAL or snap["status"] == "running" and snap["stage"].startswith("retrain") \
-                    and snap["step"] >= 1:                  # (queued first: it waits for the worker to take it)
-                break
-            time.sleep(0.1)
+        job, snap = start_run_to_cancel(manager)
         assert snap["status"] == "running" and snap["metrics"]["where"].startswith("Ray cluster"), snap
         pressed = time.time()
         manager.cancel(job.id)

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import engine
-from lab_env import ORIGINAL, fast_lab, sha256
+from lab_env import ORIGINAL, fast_lab, sha256, start_run_to_cancel
 from test_app_ray import app_process
 
 SAME = ("metrics", "reference_metrics", "avg_gap", "config", "seed", "identity", "forget")
@@ -36,20 +36,12 @@ def test_cancel_stops_a_run_in_the_worker_process(tmp_path, monkeypatch):
     monkeypatch.setenv("UNLEARNING_LAB_WORKER", "process")
     with fast_lab(tmp_path) as settings:
         from app import pipeline, store
-        from app.jobs import TERMINAL, JobManager
+        from app.jobs import JobManager
 
         assert settings.WORKER == "process"
         before = sha256(ORIGINAL)
         manager = JobManager("process-cancel")
-        request = pipeline.run_request("retrain", {"epochs": 3}, engine.ForgetSpec(classes=(2,)))
-        job = manager.submit("me", "unlearn", "cancel me", request, pipeline.unlearn_work)
-        deadline = time.time() + 300
-        while time.time() < deadline:
-            snap = manager.snapshot(job.id)
-            if snap["status"] in TERMINAL or snap["status"] == "running" and snap["stage"].startswith("retrain") \
-                    and snap["step"] >= 1:
-                break
-            time.sleep(0.1)
+        job, snap = start_run_to_cancel(manager)
         assert snap["status"] == "running" and snap["metrics"]["where"].startswith("worker process"), (snap["status"], snap.get("error"), snap["stage"])
         worker = pipeline.worker_process()
         pid = worker.pid
