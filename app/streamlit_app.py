@@ -23,7 +23,7 @@ import streamlit as st  # noqa: E402
 
 st.set_page_config(page_title="Unlearning Lab", page_icon=":material/layers_clear:", layout="wide")
 
-from app import settings, state, ui  # noqa: E402
+from app import settings, state, trace, ui  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 pages = {
@@ -63,18 +63,18 @@ def _warm_up() -> None:
         pass
 
 
-with st.sidebar:
-    st.caption("FORGET SET")
-    st.markdown(ui.spec_summary(state.forget_spec(), settings.class_names()))
-    live = ui.active_jobs()
-    if live:
-        mine = [j for j in live if j["owner"] == state.session_id()]
-        st.caption("DEVICE QUEUE")
-        st.markdown(f"{len(live)} job(s) queued or running" + (f", {len(mine)} yours" if mine else ""))
-    if settings.FAST:
-        st.warning("Fast mode (UNLEARNING_LAB_FAST=1): tiny runs for tests and demos, not real results.")
-
-page.run()
+with trace.script_run(state.session_id(), page.title):     # UNLEARNING_LAB_TRACE set: this run's server time
+    with st.sidebar:
+        st.caption("FORGET SET")
+        st.markdown(ui.spec_summary(state.forget_spec(), settings.class_names()))
+        live = ui.active_jobs()
+        if live:
+            mine = [j for j in live if j["owner"] == state.session_id()]
+            st.caption("DEVICE QUEUE")
+            st.markdown(f"{len(live)} job(s) queued or running" + (f", {len(mine)} yours" if mine else ""))
+        if settings.FAST:
+            st.warning("Fast mode (UNLEARNING_LAB_FAST=1): tiny runs for tests and demos, not real results.")
+    page.run()
 
 import app as _package  # noqa: E402
 

@@ -193,6 +193,51 @@ def evaluate(choices: list[Choice], rows: list[dict], records: list[dict], probe
     return checks, bar_results, figures
 
 
+def server_figures(trace: list[dict], began: Optional[float], ended: Optional[float]) -> dict:
+    """The server's side of the load, from the app's trace (``app/trace.py``, one line per full script run).
+
+    Page response on the server: each script run's duration (start → last element sent to the page), for every
+    run that started between ``began`` (the first Start click) and ``ended`` (the last session's results) — what the
+    server took, without the browser's drawing. Shared results on the server: per session, its first Start and the
+    first time after it that its Run page offered results (``results_link``); sessions are grouped by the run they
+    were offered, and a session's lag is the time from when both its run existed and it had asked (the later of the
+    group's first results and its own Start) to its results — the biggest group is the suggested one."""
+    if began is None:
+        return {"server_page_runs": 0}
+    ended = ended or max((r.get("t1", 0) for r in trace), default=began)
+    inside = [r for r in trace if began <= r["t0"] <= ended and "t1" in r]
+    durations = [r["t1"] - r["t0"] for r in inside]
+    by_page: dict[str, float] = {}
+    for r in inside:
+        by_page[r["page"]] = max(by_page.get(r["page"], 0.0), r["t1"] - r["t0"])
+    asked: dict[str, float] = {}
+    offered: dict[str, tuple[float, str]] = {}
+    for r in sorted(trace, key=lambda r: r["t0"]):
+        for m in r.get("marks", []):
+            if m["name"] == "start" and r["session"] not in asked:
+                asked[r["session"]] = r["t0"]           # the run that handled the click: about when it arrived
+            elif (m["name"] == "results_link" and r["session"] in asked and r["session"] not in offered
+                  and m.get("run")):
+                offered[r["session"]] = (r["t1"], m["run"])
+    groups: dict[str, list[str]] = {}
+    for session, (_, run) in offered.items():
+        groups.setdefault(run, []).append(session)
+    biggest = max(groups.values(), key=len, default=[])
+    first = min((offered[s][0] for s in biggest), default=None)
+    lags = [offered[s][0] - max(first, asked[s]) for s in biggest]
+    return {
+        "server_page_runs": len(inside),
+        "server_page_run_max_s": round(max(durations), 2) if durations else None,
+        "server_page_run_p95_s": round(percentile(durations, 95), 2) if durations else None,
+        "server_page_run_max_by_page_s": {k: round(v, 2) for k, v in sorted(by_page.items())},
+        "server_start_to_results_s": sorted(round(offered[s][0] - asked[s], 2) for s in offered),
+        "server_shared_sessions": len(biggest),
+        "server_shared_lag_max_s": round(max(lags), 2) if lags else None,
+        "server_shared_last_minus_first_s": round(max(offered[s][0] for s in biggest) - first, 1)
+        if len(biggest) > 1 else None,
+    }
+
+
 def markdown(summary: dict) -> str:
     """A short table for stdout (and for the docs, once measured on a quiet machine)."""
     lines = ["| session | choice | Start → own results (s) | saw queue | shared | probes max (s) | errors |",
@@ -212,6 +257,11 @@ def markdown(summary: dict) -> str:
               f"| suggested sessions: last − first result | {v(f['shared_lag_s'])} |",
               f"| page response (click → heading), max · p95 · probes | {v(f['page_response_max_s'])} · "
               f"{v(f['page_response_p95_s'])} · {f['page_probes']} |",
+              *([f"| server's side (app trace): script run max · p95 · runs | {v(f['server_page_run_max_s'])} · "
+                 f"{v(f['server_page_run_p95_s'])} · {f['server_page_runs']} |",
+                 f"| server's side: suggested sessions' lag after their run existed and they asked, max · "
+                 f"last − first | {v(f['server_shared_lag_max_s'])} · {v(f['server_shared_last_minus_first_s'])} "
+                 f"({f['server_shared_sessions']} sessions) |"] if "server_page_run_max_s" in f else []),
               *([f"| observer's page response (own browser, normal priority), max · p95 · probes · timeouts | "
                  f"{v(f['observer_page_response_max_s'])} · {v(f['observer_page_response_p95_s'])} · "
                  f"{f['observer_page_probes']} · {f['observer_timeouts']} |"] if "observer_page_probes" in f else []),
@@ -231,4 +281,4 @@ def choice_dict(choice: Choice) -> dict:
 
 
 __all__ = ["Bars", "CLASSES", "Choice", "choice_dict", "evaluate", "markdown", "overlaps", "percentile", "plan",
-           "prepared_records", "read_records", "record_key"]
+           "prepared_records", "read_records", "record_key", "server_figures"]

@@ -125,10 +125,14 @@ class Sampler(threading.Thread):
 
 
 # ---------------------------------------------------------------------------------------------- server
-def start_server(runs: Path, log: Path, fast: bool) -> tuple[subprocess.Popen, str]:
+def start_server(runs: Path, log: Path, fast: bool, trace: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """The app on a free loopback port, healthy; ``trace``: the file its script runs are timed into (app/trace.py)."""
     port = free_port()
     env = {**os.environ, "UNLEARNING_LAB_RUNS": str(runs), "OMP_WAIT_POLICY": "PASSIVE",
            "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))}
+    env.pop("UNLEARNING_LAB_TRACE", None)
+    if trace is not None:
+        env["UNLEARNING_LAB_TRACE"] = str(trace)
     env.pop("UNLEARNING_LAB_FAST", None)
     if fast:
         env["UNLEARNING_LAB_FAST"] = "1"

@@ -11,7 +11,9 @@ make its choice (scripts/load_plan.py: the scenarios), and when all are ready cl
 session it records the Start click → its Results page showing the gauges of its own run (the header names its own
 forget set, method and seed, never another session's), whether it saw "in the queue", every exception or error box
 seen on any page, and a page-response probe running all through the load: every --probe-every seconds it clicks a
-sidebar link away and back and times click → that page's heading. Server side: peak VmRSS (sampled every 0.25 s)
+sidebar link away and back and times click → that page's heading. The server times its own script runs
+(UNLEARNING_LAB_TRACE, app/trace.py), so the server's part of each page and of the shared results is reported apart
+from the browsers' drawing (which, on one machine, competes with the server for the CPU). Server side: peak VmRSS (sampled every 0.25 s)
 and CPU seconds (utime+stime from /proc) of the server process and its children; the browser's own cost is
 reported apart (it is the client). The finished run records are copied to --out/records and checked: one group per
 choice, identical choices with identical metrics, every run forgot, no two runs on the device at once.
@@ -32,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from app import trace as app_trace
 from scripts import load_plan
 from scripts.load_plan import Choice
 from scripts.load_server import Sampler, start_server
@@ -335,7 +338,9 @@ def main(argv=None) -> int:
     # a SIGTERM (e.g. from `timeout`) unwinds through the finally below: the server is stopped, not orphaned
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     runs = Path(tempfile.mkdtemp(prefix="load-runs-"))
-    process, args.url = start_server(runs, args.out / "server.log", args.fast)
+    trace_path = args.out / "trace.jsonl"               # the server times its own script runs (app/trace.py)
+    trace_path.unlink(missing_ok=True)
+    process, args.url = start_server(runs, args.out / "server.log", args.fast, trace=trace_path)
     observer = observer_out = observer_stop = None
     if args.observer:                # started before this script renices itself: it keeps normal priority
         observer_out, observer_stop = args.out / "observer.json", args.out / "observer.stop"
@@ -382,6 +387,11 @@ def main(argv=None) -> int:
     bars = load_plan.Bars(args.bar_all_s, args.bar_shared_lag_s, args.bar_page_s)
     checks, bar_results, figures = load_plan.evaluate(load.choices, rows, records, probes,
                                                       shared=bool(args.shared_text), bars=bars)
+    figures.update(load_plan.server_figures(app_trace.read(trace_path), load.clicked_at, load.done_at))
+    if bars.page_response_s is not None and figures.get("server_page_run_max_s") is not None:
+        bar_results["server_page_run_s"] = figures["server_page_run_max_s"] <= bars.page_response_s
+    if bars.shared_lag_s is not None and figures.get("server_shared_lag_max_s") is not None:
+        bar_results["server_shared_lag_s"] = figures["server_shared_lag_max_s"] <= bars.shared_lag_s
     if observer is not None:
         figures.update(observer_figures(observer_out, load.clicked_at, load.done_at))
         if bars.page_response_s is not None:

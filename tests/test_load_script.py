@@ -109,13 +109,17 @@ def test_bad_arguments_are_refused_before_anything_starts():
                     reason="the real-browser load run: set UNLEARNING_LAB_LOAD_BROWSER=1 (needs /usr/bin/chromium)")
 @pytest.mark.parametrize("scenario", ["hardening", "classroom"])
 def test_two_sessions_in_a_real_browser(tmp_path, scenario):
+    # the classroom's two sessions ask for the same run: the second is served or joins it (a shared result)
+    shared = ["--shared-text", "shared"] if scenario == "classroom" else []
     result = subprocess.run([sys.executable, "-m", "scripts.load_test", "--sessions", "2", "--fast", "--scenario",
-                             scenario, "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                             scenario, *shared, "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
                             timeout=1500)
     summary = json.loads((tmp_path / "load.json").read_text())
     assert result.returncode == 0, (summary["checks"], result.stdout[-3000:], result.stderr[-3000:])
     assert all(r["start_to_results_s"] is not None for r in summary["per_session"])
     assert summary["figures"]["page_probes"] > 0 and summary["server"]["rss_peak_mb"] > 0
+    assert summary["figures"]["server_page_runs"] > 0                   # the server timed its script runs
+    assert summary["figures"]["server_start_to_results_s"]              # and saw the Start and the results link
 
 
 def test_the_table_names_every_session_and_every_check(tmp_path):
@@ -168,3 +172,51 @@ def test_the_observer_counts_only_its_probes_during_the_load(tmp_path):
     assert figures == {"observer_page_response_max_s": 1.5, "observer_page_response_p95_s": 1.5,
                        "observer_page_probes": 2, "observer_timeouts": 1}
     assert observer_figures(tmp_path / "missing.json", 2.0, 9.0)["observer_page_probes"] == 0
+
+
+def test_the_server_side_figures_come_from_the_apps_trace():
+    """Script runs inside the load window are timed; the biggest group of sessions offered one run gives the
+    shared lag, counted from when the run existed and the session had asked."""
+    def run(session, page, t0, t1, *marks):
+        return {"session": session, "page": page, "t0": t0, "t1": t1, "marks": list(marks)}
+
+    start, link = {"name": "start", "how": "shared"}, {"name": "results_link", "run": "tour"}
+    trace = [run("a", "Run", 5.0, 9.0),                                         # before the load: not counted
+             run("a", "Run", 10.0, 10.5, {**start, "t": 10.2}, {**link, "t": 10.4}),   # served at once
+             run("b", "Run", 12.0, 13.0, {**start, "t": 12.1}),                 # asked; offered in a later run
+             run("b", "Run", 20.0, 21.5, {**link, "t": 21.0}),
+             run("c", "Run", 11.0, 11.2, {**start, "t": 11.1}),
+             run("c", "Run", 30.0, 30.6, {"name": "results_link", "run": "own"}),
+             run("c", "Results", 31.0, 33.0),
+             run("d", "Choose", 40.0, 41.0)]                                    # after the load: not counted
+    figures = load_plan.server_figures(trace, 10.0, 35.0)
+    assert figures["server_page_runs"] == 6
+    assert figures["server_page_run_max_s"] == 2.0 and figures["server_page_run_max_by_page_s"] == {"Results": 2.0,
+                                                                                                   "Run": 1.5}
+    assert figures["server_shared_sessions"] == 2
+    assert figures["server_shared_lag_max_s"] == 9.5            # b: offered at 21.5, asked at 12.0 (after a's 10.5)
+    assert figures["server_shared_last_minus_first_s"] == 11.0
+    assert figures["server_start_to_results_s"] == [0.5, 9.5, 19.6]
+    assert load_plan.server_figures(trace, None, None) == {"server_page_runs": 0}
+
+
+def test_the_trace_writes_one_line_per_script_run_even_when_streamlit_stops_it(tmp_path, monkeypatch):
+    from app import trace
+
+    target = tmp_path / "trace.jsonl"
+    trace.mark("outside", x=1)                                  # no traced run: nothing, no error
+    with trace.script_run("s", "Run"):                          # off: nothing written
+        trace.mark("start")
+    assert not target.exists()
+    monkeypatch.setenv("UNLEARNING_LAB_TRACE", str(target))
+    with trace.script_run("s", "Run"):
+        trace.mark("start", how="new")
+    with pytest.raises(KeyboardInterrupt):                      # e.g. Streamlit's RerunException: re-raised
+        with trace.script_run("s", "Results"):
+            raise KeyboardInterrupt
+    target.write_text(target.read_text() + '{"torn')            # a line cut by a stopped server is skipped
+    rows = trace.read(target)
+    assert [(r["page"], r["ended_by"], [m["name"] for m in r["marks"]]) for r in rows] == \
+        [("Run", None, ["start"]), ("Results", "KeyboardInterrupt", [])]
+    assert all(r["t1"] >= r["t0"] for r in rows) and rows[0]["marks"][0]["how"] == "new"
+    assert trace.read(tmp_path / "missing.jsonl") == []

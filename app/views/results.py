@@ -2,7 +2,7 @@
 import numpy as np
 import streamlit as st
 
-from app import charts, pipeline, resources, state, ui
+from app import charts, pipeline, resources, state, trace, ui
 
 st.title("Results")
 ui.storage_guard()                 # an unusable run folder: one clear message, no traceback
@@ -114,3 +114,4 @@ with st.expander("Configuration and record"):
     st.json({k: run.get(k) for k in ("method", "config", "seed", "forget", "split", "device", "seconds", "status",
                                       "insights", "path")}, expanded=False)
 st.caption("Next: " + " · ".join(["weight saliency", "feature space", "privacy"]) + " — in the sidebar.")
+trace.mark("results", run=run["id"])

@@ -1,7 +1,7 @@
 """Run: pick a method, adjust its hyperparameters (a form generated from its config), start, watch it live."""
 import streamlit as st
 
-from app import pipeline, resources, settings, state, ui
+from app import pipeline, resources, settings, state, trace, ui
 
 st.title("Run unlearning")
 ui.storage_guard()                 # an unusable run folder: one clear message, no traceback
@@ -108,6 +108,7 @@ elif start and spec is not None:
         except QueueFull as error:
             st.error(str(error), icon=":material/hourglass_top:")
         else:
+            trace.mark("start", how=started.how, run=started.run_id, job=started.job_id)
             if started.how == "shared":
                 state.add_shared_run(started.run_id)
                 state.set_current_run(started.run_id)
@@ -128,10 +129,12 @@ with progress:
         st.success("Shared result: this exact run (same model, forget set, method, settings and seed) was already "
                    "computed, so it opened at once — the same numbers your own run would give.",
                    icon=":material/groups:")
+        trace.mark("results_link", run=state.current_run())
         st.page_link("views/results.py", label="See the results", icon=":material/speed:")
     elif state.job_ids() or ui.active_jobs(state.session_id()):
         st.subheader("Progress")
         ui.job_panel("run", show_recent=True)
         if state.current_run():
+            trace.mark("results_link", run=state.current_run())
             st.page_link("views/results.py", label="See the results", icon=":material/speed:")
         st.caption("The run carries on while you switch pages; Cancel stops it within seconds.")
