@@ -18,6 +18,7 @@ import json
 import os
 import threading
 import time
+from pathlib import Path
 
 _LOCK = threading.Lock()
 _CURRENT = threading.local()      # Streamlit runs each session's script on a thread of its own
@@ -61,7 +62,7 @@ def read(target) -> list[dict]:
     """The lines written so far (a torn last line, from a server stopped mid-write, is skipped)."""
     rows = []
     try:
-        text = open(target, encoding="utf-8").read()
+        text = Path(target).read_text(encoding="utf-8")
     except OSError:
         return rows
     for line in text.splitlines():
