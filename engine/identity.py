@@ -6,10 +6,11 @@ a run with the same identity need not be computed twice: the app serves the fini
 lets a second request join the one in progress.
 
     identity = sha256(original model's sha256, ForgetSpec.key(), method, config.to_dict(), seed, dataset,
-                      device class ("cpu" / "cuda"), torch version, fast mode, IDENTITY_VERSION)[:24]
+                      device class ("cpu" / "cpu-bf16" / "cuda"), torch version, fast mode, IDENTITY_VERSION)[:24]
 
 The device class, not the device's name: thread counts and GPU models are not part of it (one Space, one kind
-of device). IDENTITY_VERSION changes when the engine changes what a run computes for the same inputs.
+of device). A CPU that trains in bf16 (`engine.training.native_cpu_bf16`) is a class of its own ("cpu-bf16"):
+its runs compute other numbers than an fp32-only CPU's. IDENTITY_VERSION changes when the engine changes what a run computes for the same inputs.
 """
 from __future__ import annotations
 
@@ -43,10 +44,18 @@ def original_sha256(dataset_name: str, original: Optional[str] = None) -> str:
 
 
 def device_class(device) -> str:
-    """"cpu" or "cuda" from a torch.device, a device string or a record's device text ("CPU (2 threads)",
-    "Ray cluster · NVIDIA H200", "worker process · CPU (2 threads)": the part after the placement counts)."""
-    text = str(getattr(device, "type", device) or "cpu").split("·")[-1].strip().lower()
-    return "cpu" if text.startswith("cpu") or not text else "cuda"
+    """"cpu", "cpu-bf16" or "cuda" from a torch.device, a device string or a record's device text ("CPU (2 threads)",
+    "CPU (2 threads, bf16)", "Ray cluster · NVIDIA H200", "worker process · CPU (2 threads)": the part after the
+    placement counts). A torch.device or a bare "cpu" names this machine's CPU, bf16 where it trains in bf16."""
+    if hasattr(device, "type") or str(device).strip().lower() == "cpu":
+        from engine.training import native_cpu_bf16
+
+        kind = getattr(device, "type", "cpu")
+        return "cuda" if kind == "cuda" else ("cpu-bf16" if native_cpu_bf16() else "cpu")
+    text = str(device or "cpu").split("·")[-1].strip().lower()
+    if text.startswith("cpu") or not text:
+        return "cpu-bf16" if "bf16" in text else "cpu"
+    return "cuda"
 
 
 def run_identity(*, original_sha: str, forget_key: str, method: str, config: dict, seed: int, dataset: str,

@@ -1,12 +1,12 @@
 """Benchmark training recipes for the small CNN on fashion-mini: time, throughput and accuracy, same run.
 
     python -m scripts.bench_recipe ablation --variants classic short short+ls --seeds 0 1
-    python -m scripts.bench_recipe retrain --variants classic fast --classes 3
+    python -m scripts.bench_recipe retrain --variants classic default --classes 3 --references /tmp/classic
     python -m scripts.bench_recipe speed            # images/s of one training step: batch sizes, fp32 vs bf16
     python -m scripts.bench_recipe flops            # FLOPs of one training step, achieved GFLOP/s, CPU peak
 
 A variant is a base recipe and ingredients joined by '+': bases are the names in engine.training.RECIPES
-(``default`` = RECIPES["small-cnn"], ``classic`` = the 20-epoch recipe, ``fast`` = the 6-epoch one) and
+(``default`` = RECIPES["small-cnn"], ``classic`` = the previous 20-epoch fp32 recipe) and
 ``short`` (the classic recipe cut to 6 epochs); ingredients are listed in INGREDIENTS. Variants run interleaved (seed by seed, variant by
 variant) so that a machine shared with other jobs slows them alike: quote same-run ratios, not absolute
 seconds. Results are printed (this is a measuring script) and, with --out, written as JSON lines.
@@ -49,7 +49,13 @@ INGREDIENTS = {
     "e4": dict(epochs=4),
     "e5": dict(epochs=5),
     "e6": dict(epochs=6),
+    "e7": dict(epochs=7),
     "e8": dict(epochs=8),
+    "e9": dict(epochs=9),
+    "e10": dict(epochs=10),
+    "e12": dict(epochs=12),
+    "bf16": dict(cpu_bf16=True),
+    "fp32": dict(cpu_bf16=False),
 }
 
 
@@ -59,14 +65,12 @@ def recipe_for(variant: str) -> TrainRecipe:
         recipe = dataclasses.replace(RECIPES["small-cnn-classic"], epochs=6)
     elif base == "default":
         recipe = RECIPES["small-cnn"]
-    elif base == "fast":
-        recipe = RECIPES["small-cnn-fast"]
     elif base == "classic":
         recipe = RECIPES["small-cnn-classic"]
     elif base in RECIPES:
         recipe = RECIPES[base]
     else:
-        raise SystemExit(f"unknown base {base!r}: use short, default, classic, fast or one of {', '.join(RECIPES)}")
+        raise SystemExit(f"unknown base {base!r}: use short, default, classic or one of {', '.join(RECIPES)}")
     for name in ingredients:
         if name not in INGREDIENTS:
             raise SystemExit(f"unknown ingredient {name!r}: choose from {', '.join(INGREDIENTS)}")
@@ -180,7 +184,7 @@ def flops(args, dataset) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=("ablation", "retrain", "speed", "flops"))
-    parser.add_argument("--variants", nargs="+", default=["classic", "fast"])
+    parser.add_argument("--variants", nargs="+", default=["classic", "default"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--classes", nargs="+", type=int, default=[3])
     parser.add_argument("--references", type=lambda p: __import__("pathlib").Path(p),

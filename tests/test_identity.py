@@ -41,7 +41,7 @@ def test_identity_names_everything_that_changes_the_numbers():
     changed = [request(seed=1), request(cls=4), request(config={"lr": base.config.lr * 2}), ]
     assert len({base.identity(True), base.identity(False), *(r.identity(True) for r in changed)}) == 5
     record = engine.RunRecord(method="ft", config=base.config.to_dict(), seed=0, forget=base.forget,
-                              dataset=base.dataset, device="CPU (2 threads)", fast=True,
+                              dataset=base.dataset, device=engine.device_name(torch.device("cpu")), fast=True,
                               versions={"torch": torch.__version__})
     assert engine.record_identity(record) == base.identity(True)      # records written before identities existed
 
@@ -51,6 +51,12 @@ def test_the_guided_tours_run_is_the_default_trouser_run():
 
     tour = engine.read_record(sharing.TOUR / "run")
     asked = pipeline.run_request("wsscl", pipeline.default_config("wsscl", "class"), engine.ForgetSpec(classes=(1,)))
+    if engine.device_class(tour.device) != engine.device_class(torch.device("cpu")):
+        # built on a CPU that trains in bf16 and served here on one that does not (or the reverse): this machine
+        # computes other numbers, so the tour's run must not stand in for its own
+        assert engine.record_identity(tour) != asked.identity(False)
+        pytest.skip(f"the tour was built on a {engine.device_class(tour.device)} machine; this is "
+                    f"{engine.device_class(torch.device('cpu'))}")
     assert engine.record_identity(tour) == asked.identity(False)
     assert sharing.find(asked.identity(False)) == sharing.TOUR / "run"
 
@@ -104,5 +110,20 @@ def test_device_class_reads_past_a_placement():
     from engine.identity import device_class
 
     assert [device_class(d) for d in ("CPU (2 threads)", "worker process · CPU (2 threads)",
-                                      "Ray cluster · CPU (1 threads)", "Ray cluster · NVIDIA H200", "cuda:0", None)] \
-        == ["cpu", "cpu", "cpu", "cuda", "cuda", "cpu"]
+                                      "Ray cluster · CPU (1 threads)", "Ray cluster · NVIDIA H200", "cuda:0", None,
+                                      "CPU (2 threads, bf16)", "worker process · CPU (2 threads, bf16)")] \
+        == ["cpu", "cpu", "cpu", "cuda", "cuda", "cpu", "cpu-bf16", "cpu-bf16"]
+
+
+def test_a_cpu_that_trains_in_bf16_is_a_device_class_of_its_own(monkeypatch):
+    from engine import training
+    from engine.identity import device_class
+
+    for forced, expected, precision in (("1", "cpu-bf16", "bf16"), ("0", "cpu", "fp32")):
+        monkeypatch.setenv("UNLEARNING_LAB_CPU_BF16", forced)
+        training.native_cpu_bf16.cache_clear()
+        assert device_class(torch.device("cpu")) == expected
+        assert device_class(training.device_name(torch.device("cpu"))) == expected
+        assert training.precision(torch.device("cpu")) == precision
+        assert training.precision(torch.device("cpu"), cpu_bf16=False) == "fp32"
+    training.native_cpu_bf16.cache_clear()

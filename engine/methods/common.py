@@ -29,7 +29,7 @@ from engine.data import ImageDataset
 from engine.progress import ProgressCallback, Reporter, StopCheck
 from engine.saliency import GuidedUpdate, Scores
 from engine.splits import DataSplit
-from engine.training import DeviceImages, autocast, check_finite, place, seed_everything
+from engine.training import RECIPES, DeviceImages, autocast, check_finite, place, seed_everything
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
@@ -158,6 +158,10 @@ class Session:
         self.extras: dict = {}
         self.report_every = 1 if self.device.type == "cpu" else 20  # a loss read is a host sync on CUDA
         self.hflip = dataset.hflip
+        # rounds asked to augment do it as the original's recipe did (none for today's small-cnn recipe: a repair
+        # on shifted images pulled RA/TA 3-6 points below a Retrain trained on plain ones, docs/recipe.md)
+        architecture = getattr(getattr(model, "spec", None), "architecture", "small-cnn")
+        self.recipe = RECIPES.get(architecture, RECIPES["small-cnn"])
         self.retain = DeviceImages.from_indices(dataset, split.retain, self.device)
         self.forget = DeviceImages.from_indices(dataset, split.forget, self.device)
 
@@ -192,6 +196,7 @@ class Session:
                     max_grad_norm: float = 0.0) -> int:
         """One shuffled pass (of at most ``limit`` samples) of SGD on ``loss_fn``; returns the step count.
 
+        ``augment`` augments the batches as the original's recipe does (a no-op when the recipe has none);
         ``guided`` scales every update by the guidance weights (w = 0 freezes a weight exactly);
         ``lr_at(step)`` sets the learning rate before each step; ``frozen_statistics`` runs the round in
         eval mode (batch norm uses and keeps its running statistics; gradients still flow);
@@ -202,8 +207,9 @@ class Session:
         total = total or step + self.steps(len(data), batch_size, limit)
         order = self.order(len(data), limit)
         for start in range(0, len(order), batch_size):
-            images, labels = data.batch(order[start:start + batch_size], hflip=self.hflip if augment else None,
-                                        generator=self.generator)
+            augmented = augment and self.recipe.augment
+            images, labels = data.batch(order[start:start + batch_size], hflip=self.hflip if augmented else None,
+                                        generator=self.generator, pad=self.recipe.translate)
             if lr_at is not None:
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step)

@@ -20,7 +20,8 @@ class RetrainConfig(MethodConfig):
     SETTINGS = {}
     # Fast mode (the app's UNLEARNING_LAB_FAST=1): caps that make a run take seconds; a smaller default stays.
     FAST = {"epochs": 1}
-    epochs: int = option(20, "training epochs (20 = the original recipe; fewer is faster but not exact)",
+    epochs: int = option(RECIPES["small-cnn"].epochs, "training epochs (the original recipe's by default; fewer is "
+                         "faster but not exact)",
                          min=1, max=200)
 
 
