@@ -16,10 +16,18 @@ from engine.cli_types import MAX_EPOCHS, integer, seed_number
 
 
 def architecture(text: str) -> str:
+    from engine.models import ARCHITECTURES
+
+    if text not in ARCHITECTURES:
+        raise argparse.ArgumentTypeError(f"unknown architecture {text!r}; choose one of {', '.join(ARCHITECTURES)}")
+    return text
+
+
+def recipe_name(text: str) -> str:
     from engine.training import RECIPES
 
     if text not in RECIPES:
-        raise argparse.ArgumentTypeError(f"unknown architecture {text!r}; choose one of {', '.join(RECIPES)}")
+        raise argparse.ArgumentTypeError(f"unknown recipe {text!r}; choose one of {', '.join(RECIPES)}")
     return text
 
 
@@ -28,6 +36,9 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
     add_forget_arguments(parser)
     parser.add_argument("--architecture", type=architecture, default="small-cnn",
                         help="small-cnn (CPU default) or resnet18")
+    parser.add_argument("--recipe", type=recipe_name,
+                        help="a named training recipe (default: the architecture's own; small-cnn-classic = the "
+                             "previous 20-epoch fp32 recipe, kept for comparison)")
     parser.add_argument("--epochs", type=integer(1, MAX_EPOCHS), help="override the recipe's epochs")
     parser.add_argument("--seed", type=seed_number, default=0)
     add_output(parser, "--out", "checkpoint", required=True,
@@ -45,7 +56,7 @@ def run_train(args: argparse.Namespace) -> int:
     dataset, spec, device = load_data(args), forget_spec_from(args), resolve_device(args.device)
     if spec is not None:
         split_from(args, dataset, spec)           # a spec that does not fit the dataset: refused before training
-    recipe = RECIPES[args.architecture]
+    recipe = RECIPES[args.recipe or args.architecture]
     if args.epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=args.epochs)
     start = time.perf_counter()

@@ -4,6 +4,8 @@
    warm: a fresh tab on the running server (caches warm).
 2. "pick a class → Start (WSS-CL, defaults) → gauges shown", timed from the first click on the forget page.
 3. responsiveness while that run goes: click → page settled, for page switches and a widget, max over all.
+4. a forget set with no shipped reference (the class above plus Bag): its run, and how long after the run its
+   background Retrain is done (the reference file written, then the Results page showing the Avg. Gap).
 
     python -m scripts.bench_app                      # real defaults (the figures for docs/app.md)
     python -m scripts.bench_app --fast               # UNLEARNING_LAB_FAST=1 (a smoke check)
@@ -134,6 +136,40 @@ def main() -> None:
             results["start_click_to_gauges_s"] = done - clicked
             results["pick_class_to_gauges_s"] = done - start
             page.screenshot(path=str(Path(args.out).with_suffix(".png")), full_page=True)
+
+            # 4. a forget set without a shipped Retrain: its run, then its background Retrain (files polled on disk)
+            references = Path(runs) / "_references"
+            records = lambda: {p for p in Path(runs).rglob("run.json") if "_references" not in p.parts}  # noqa: E731
+            before = records()
+            nav(page, "Choose what to forget")
+            page.get_by_role("heading", name="Choose what to forget").first.wait_for()
+            settled(page)
+            page.get_by_text("Bag", exact=True).first.click()
+            page.get_by_text(f"classes {name}, Bag").first.wait_for()
+            settled(page)
+            nav(page, "Run")
+            page.get_by_text("Hyperparameters").wait_for()
+            settled(page)
+            page.get_by_role("button", name="Start").click()
+            clicked = time.time()
+            while not records() - before and time.time() < clicked + 600:
+                time.sleep(0.2)
+            run_done = time.time()
+            while not any(references.rglob("*.safetensors")) and time.time() < run_done + 600:
+                time.sleep(0.2)
+            retrain_file = time.time()
+            nav(page, "Results")
+            page.locator(".js-plotly-plot .indicatorlayer").first.wait_for()
+            while time.time() < run_done + 600:   # the page shows the reference once it exists
+                settled(page)
+                if page.get_by_text("being computed in the background").count() == 0 and \
+                        page.get_by_text("No Retrain exists yet").count() == 0:
+                    break
+                nav(page, "Compare runs")
+                nav(page, "Results")
+            results["no_reference_start_click_to_run_done_s"] = run_done - clicked
+            results["no_reference_retrain_done_after_run_s"] = retrain_file - run_done
+            results["no_reference_gap_on_screen_after_run_s"] = time.time() - run_done
             browser.close()
     finally:
         server.terminate()
