@@ -10,7 +10,8 @@ lets a second request join the one in progress.
 
 The device class, not the device's name: thread counts and GPU models are not part of it (one Space, one kind
 of device). A CPU that trains in bf16 (`engine.training.native_cpu_bf16`) is a class of its own ("cpu-bf16"):
-its runs compute other numbers than an fp32-only CPU's. IDENTITY_VERSION changes when the engine changes what a run computes for the same inputs.
+its runs compute other numbers than an fp32-only CPU's. IDENTITY_VERSION changes when the engine changes what a
+run computes for the same inputs (2: bf16 on CPU, repair rounds augmented as the original's recipe).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
-IDENTITY_VERSION = 1
+IDENTITY_VERSION = 2
 _SHA_CACHE: dict[tuple, str] = {}
 
 

@@ -1,6 +1,6 @@
 """Build the shipped checkpoints: the original fashion-mini model and a Retrain reference per class.
 
-    python -m scripts.build_checkpoints --overwrite --threads 2   # all 11 (classic: ≈ 18 min of training on the quiet CPU)
+    python -m scripts.build_checkpoints --overwrite --threads 2   # all 11 (≈ 4.5 min on the quiet 2-core CPU with bf16)
     python -m scripts.build_checkpoints --only original
     python -m scripts.build_checkpoints --only 3 7 --overwrite
     python -m scripts.build_checkpoints --recipe small-cnn-classic --root /tmp/classic   # the old recipe

@@ -9,7 +9,7 @@ each finished run, insights included, to <out>/<dataset>/<method>-class-<c>/ as 
 The app reads that folder as an extra read-only run root ($UNLEARNING_LAB_PREPARED, default ./prepared): a
 request whose identity (engine.identity) matches a prepared run is served from it. The guided tour's runs (class
 Trouser, WSS-CL and SalUn) already are prepared runs; they are skipped here. The Dockerfile runs this script at
-image build time (≈ 3 min per run on a 2-core CPU; ~1.7 MB per run, weights included: the Feature-space page's
+image build time (≈ 30 s per run on a 2-core CPU with bf16; ~1.7 MB per run, weights included: the Feature-space page's
 click panel loads them), so the runs are never committed.
 """
 from __future__ import annotations

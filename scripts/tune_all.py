@@ -58,6 +58,8 @@ def grid_figures(method: str, setting: str, doc: Path) -> dict:
 
 def one_study(method: str, setting: str, trials: int, storage: str) -> dict:
     from engine.executor import InlineExecutor, dataset_ref
+    import torch
+
     from engine.tuning import choose, chosen_params, run_study, trial_job
 
     point = default_point(method, setting)
@@ -65,7 +67,9 @@ def one_study(method: str, setting: str, trials: int, storage: str) -> dict:
     baseline = trial_job(dataset_ref("fashion-mini"), None, method, setting, point, device="cpu")
     baseline_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    study = run_study(method, setting, trials, executor=InlineExecutor(), storage=storage, device="cpu")
+    # the study's trials with this process's threads, like the default's score above: results depend on the count
+    study = run_study(method, setting, trials, executor=InlineExecutor(), storage=storage, device="cpu",
+                      cpus=torch.get_num_threads())
     wall = time.perf_counter() - t0
     best = choose(study, setting)
     elapsed, matched = 0.0, None
@@ -91,37 +95,41 @@ def one_study(method: str, setting: str, trials: int, storage: str) -> dict:
             "matched_default": matched, "adopt": adopt, "study": study.study_name}
 
 
-def markdown(rows: list[dict], grid: dict, storage: str) -> str:
+def markdown(rows: list[dict], grid: dict, storage: str, trials: int) -> str:
     from engine.methods import METHODS
     from engine.tuning import STARTUP_TRIALS
 
     def short(params):
         return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in params.items())
 
-    lines = [BEGIN, "", "## Optuna re-tune of every method (this is what chose today's defaults)", "",
-             "`python -m scripts.tune_all --trials 10 --apply` — per method and setting one study "
-             f"(TPE, {STARTUP_TRIALS} random start-up trials, median pruning after class 1; in-process, 2 threads, "
-             f"as the grid ran; storage `{storage}`), beside the grid's choice (the defaults before it) scored by the "
-             "same validation-only objective. A study's best replaces the default only if it is better by more "
-             f"than {ADOPT_MARGIN} score points (and, class-wise, forgets both classes). Seconds: the grid's are the "
-             "sum of its cells above (2026-11-28); the study's are the sum of its trials' run times.", "",
-             "| method | setting | grid choice (default before) | its score now | grid: points, s | Optuna best "
-             "| its score | trials (pruned), s | first ≤ grid score | adopted |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    methods = sorted({row["method"] for row in rows})
+    has_grid = any(grid.get(f"{row['method']}/{row['setting']}") for row in rows)
+    lines = [BEGIN, "", "## Optuna re-tune (this is what chose the defaults of the methods below)", "",
+             f"`python -m scripts.tune_all --methods {' '.join(methods)} --trials {trials} --apply` — per method and "
+             f"setting one study (TPE, {STARTUP_TRIALS} random start-up trials, median pruning after class 1; "
+             f"in-process, 2 threads; storage `{storage}`), beside the default it started from, scored by the same "
+             "validation-only objective. A study's best replaces the default only if it is better by more "
+             f"than {ADOPT_MARGIN} score points (and, class-wise, forgets both classes). The study's seconds are the "
+             "sum of its trials' run times" + ("; the grid's, the sum of its cells in this file's grid tables."
+                                              if has_grid else "."), "",
+             "| method | setting | default before | its score now | " + ("grid: points, s | " if has_grid else "")
+             + "Optuna best | its score | trials (pruned), s | first ≤ default's score | adopted |",
+             "|---|---|---|---|" + ("---|" if has_grid else "") + "---|---|---|---|---|"]
     for row in rows:
         g = grid.get(f"{row['method']}/{row['setting']}", {})
         matched = row["matched_default"]
         lines.append(
             f"| {METHODS[row['method']].label} | {row['setting']} | {short(row['default'])} | "
             f"{row['default_score']:.2f}{'' if row['default_forgets'] or row['setting'] != 'class' else ' (does not forget)'} | "
-            f"{g.get('points', '—')}, {g.get('seconds', '—')} | {short(row['best']) if row['best'] else '—'} | "
+            + (f"{g.get('points', '—')}, {g.get('seconds', '—')} | " if has_grid else "")
+            + f"{short(row['best']) if row['best'] else '—'} | "
             f"{row['best_score']:.2f} | {row['trials']} ({row['pruned']}), {row['trial_seconds']:.0f} | "
             f"{'trial %d, %.0f s' % (matched['trial'], matched['seconds']) if matched else 'never'} | "
             f"{'**yes**' if row['adopt'] else 'no'} |")
     total_grid = sum(g.get("seconds", 0) for g in grid.values())
     total_study = sum(r["trial_seconds"] for r in rows)
-    lines += ["", f"All studies: {total_study / 60:.1f} min of trials; the grid: {total_grid / 60:.1f} min "
-              "(its cells' seconds).", "", END]
+    lines += ["", f"All studies: {total_study / 60:.1f} min of trials"
+              + (f"; the grid: {total_grid / 60:.1f} min (its cells' seconds)." if has_grid else "."), "", END]
     return "\n".join(lines) + "\n"
 
 
@@ -154,7 +162,7 @@ def main(argv=None) -> int:
             args.out.write_text(json.dumps({"rows": list(rows.values()), "grid": grid}, indent=1) + "\n")
     ordered = [rows[f"{m}/{s}"] for m in args.methods for s in args.settings if f"{m}/{s}" in rows]
     text = args.docs.read_text()
-    section = markdown(ordered, grid, args.storage)
+    section = markdown(ordered, grid, args.storage, args.trials)
     if BEGIN in text:
         text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1:]
     else:

@@ -56,7 +56,8 @@ def test_app_fast_mode_shrinks_defaults_but_never_enlarges_them(monkeypatch):
     monkeypatch.setattr(settings, "FAST", True)
     fast = pipeline.default_config("wsscl", "class")
     assert fast["epochs"] == 1 and fast["retain_fraction"] == 0.5          # enough repair to undo stage 1
-    assert fast["pseudo_label"] == "uniform_others" and fast["retain_lr"] == 0.05   # the class-wise defaults stay
+    classwise = make_config("wsscl", forget_kind="class")
+    assert fast["pseudo_label"] == "uniform_others" and fast["retain_lr"] == classwise.retain_lr  # class-wise stays
     assert pipeline.default_config("scrub")["retain_fraction"] == make_config("scrub").retain_fraction  # 0.3 < 0.5
     monkeypatch.setattr(settings, "FAST", False)
     assert pipeline.default_config("wsscl", "class") == make_config("wsscl", forget_kind="class").to_dict()

@@ -160,5 +160,5 @@ else:
                  caption=f"{len(preview)} of {len(ids):,} images" if len(ids) > len(preview) else None)
     ref, _ = resources.reference_metrics(spec)
     st.caption("Exact unlearning (Retrain) for this set: " + ("precomputed ✓" if ref else
-               "not precomputed — it will be computed in the background after your run (≈ 1.5 min on this CPU)."))
+               "not precomputed — it will be computed in the background after your run (about half a minute on a 2-core CPU)."))
     st.page_link("views/run.py", label="Next: run unlearning", icon=":material/play_arrow:")

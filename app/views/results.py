@@ -48,7 +48,7 @@ if reference is None:
         left, right = st.columns([4, 1])
         left.info("No Retrain exists yet for this forget set, so there is no reference to compare with.")
         if right.button("Compute Retrain", help="Exact unlearning for this forget set, in the background "
-                                                "(≈ 1.5 min on this CPU when idle)."):
+                                                "(about half a minute on a 2-core CPU when idle)."):
             pipeline.submit_reference(state.session_id(), spec)
             st.rerun()
 

@@ -21,8 +21,8 @@ class FTConfig(MethodConfig):
     # Fast mode (the app's UNLEARNING_LAB_FAST=1): caps that make a run take seconds; a smaller default stays.
     FAST = {"epochs": 1, "retain_fraction": 0.5}
     # lr and epochs: the random-10 % choice (grid, then Optuna re-tune: docs/tuning.md); class-wise: SETTINGS above
-    lr: float = option(0.00525, "learning rate of SGD on the retain set", min=1e-5, max=1.0)
-    epochs: int = option(4, "passes over the retain set", min=1, max=50)
+    lr: float = option(0.0239, "learning rate of SGD on the retain set", min=1e-5, max=1.0)
+    epochs: int = option(3, "passes over the retain set", min=1, max=50)
     batch_size: int = option(128, "retain batch size", min=8, max=1024)
     retain_fraction: float = option(1.0, "share of the retain set drawn afresh each epoch (speed option)",
                                     min=0.01, max=1.0)

@@ -18,12 +18,12 @@ from engine.methods.common import MethodConfig, Session, option
 class GAConfig(MethodConfig):
     # Class-wise lr and epochs from the same grid (a class needs a much stronger push than a random subset, whose
     # samples the retained data still explains).
-    SETTINGS = {"class": {"lr": 0.000111, "epochs": 6}}
+    SETTINGS = {"class": {"lr": 0.000111}}
     # Fast mode (the app's UNLEARNING_LAB_FAST=1): caps that make a run take seconds; a smaller default stays.
     FAST = {"epochs": 1}
     # lr and epochs: the random-10 % choice (grid, then Optuna re-tune: docs/tuning.md); class-wise: SETTINGS above
-    lr: float = option(1e-4, "learning rate of gradient ascent on the forget set", min=1e-6, max=0.1)
-    epochs: int = option(8, "passes over the forget set", min=1, max=50)
+    lr: float = option(0.000422, "learning rate of gradient ascent on the forget set", min=1e-6, max=0.1)
+    epochs: int = option(6, "passes over the forget set", min=1, max=50)
     batch_size: int = option(128, "forget batch size", min=8, max=1024)
 
 

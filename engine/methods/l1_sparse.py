@@ -24,8 +24,8 @@ class L1SparseConfig(MethodConfig):
     # Fast mode (the app's UNLEARNING_LAB_FAST=1): caps that make a run take seconds; a smaller default stays.
     FAST = {"epochs": 1, "retain_fraction": 0.5}
     # lr and epochs: the random-10 % choice (grid, then Optuna re-tune: docs/tuning.md); class-wise: SETTINGS above
-    lr: float = option(0.00525, "learning rate of SGD on the retain set", min=1e-5, max=1.0)
-    epochs: int = option(4, "passes over the retain set", min=1, max=50)
+    lr: float = option(0.0239, "learning rate of SGD on the retain set", min=1e-5, max=1.0)
+    epochs: int = option(3, "passes over the retain set", min=1, max=50)
     alpha: float = option(1e-4, "initial weight α of the ℓ1 penalty (decays linearly to 0)", min=0.0, max=1e-2)
     batch_size: int = option(128, "retain batch size", min=8, max=1024)
     retain_fraction: float = option(1.0, "share of the retain set drawn afresh each epoch (speed option)",
