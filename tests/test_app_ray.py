@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import engine
+from engine.training import native_cpu_bf16
 from lab_env import ORIGINAL, fast_lab, sha256, start_run_to_cancel
 
 REPO = Path(__file__).resolve().parent.parent
@@ -126,12 +127,13 @@ def test_an_app_pointed_at_the_cluster_runs_there(cluster, tmp_path):
     mine = [s for s in out["snapshots"] if s["id"] == run_job["id"] and s["status"] == "running"]
     assert len({(s["stage"], s["step"]) for s in mine}) >= 5            # live progress, not only the end
     assert any(s["stage"].startswith("insights") for s in mine)        # the insights ran there too
-    assert all(s["where"] == "Ray cluster · CPU (1 threads)" for s in mine if s["stage"])
+    on_ray = f"Ray cluster · CPU (1 threads{', bf16' if native_cpu_bf16() else ''})"   # the worker's own CPU
+    assert all(s["where"] == on_ray for s in mine if s["stage"])
     waiting = [s for s in out["snapshots"] if s["id"] == reference_job["id"] and s["status"] == "queued"]
     assert waiting and all(s["position"] == 1 for s in waiting)         # the queue is the app's, as before
     assert any(s["where"] for s in out["snapshots"] if s["id"] == reference_job["id"] and s["status"] == "running")
     run = out["run"]
-    assert run["device"] == "Ray cluster · CPU (1 threads)" and run["status"] == "finished"
+    assert run["device"] == on_ray and run["status"] == "finished"
     assert run["insights"] == "ready" and (Path(run["path"]) / "model.safetensors").is_file()
     record = engine.read_record(run["path"])            # the Retrain back-filled the gap after the run
     assert record.reference_metrics is not None and record.avg_gap is not None
