@@ -48,6 +48,19 @@ def nav(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"] a', has_text=title).first.click()
 
 
+def tick_and_start(page, label: str, shown: str) -> float:
+    """On the Choose page: tick the class ``label`` (``shown`` appears when it took), go to Run, press Start
+    with the defaults; returns the time of the Start click."""
+    page.get_by_text(label, exact=True).first.click()
+    page.get_by_text(shown).first.wait_for()
+    settled(page)
+    nav(page, "Run")
+    page.get_by_text("Hyperparameters").wait_for()
+    settled(page)
+    page.get_by_role("button", name="Start").click()
+    return time.time()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fast", action="store_true", help="UNLEARNING_LAB_FAST=1 (tiny runs)")
@@ -99,14 +112,7 @@ def main() -> None:
             name = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                     "Ankle boot"][args.class_index]
             start = time.time()
-            page.get_by_text(name, exact=True).first.click()
-            page.get_by_text(f"class {name}").first.wait_for()
-            settled(page)
-            nav(page, "Run")
-            page.get_by_text("Hyperparameters").wait_for()
-            settled(page)
-            page.get_by_role("button", name="Start").click()
-            clicked = time.time()
+            clicked = tick_and_start(page, name, f"class {name}")
 
             # responsiveness while the run goes: click → the new content on screen
             latencies = []
@@ -153,14 +159,7 @@ def main() -> None:
             nav(page, "Choose what to forget")
             page.get_by_role("heading", name="Choose what to forget").first.wait_for()
             settled(page)
-            page.get_by_text("Bag", exact=True).first.click()
-            page.get_by_text(f"classes {name}, Bag").first.wait_for()
-            settled(page)
-            nav(page, "Run")
-            page.get_by_text("Hyperparameters").wait_for()
-            settled(page)
-            page.get_by_role("button", name="Start").click()
-            clicked = time.time()
+            clicked = tick_and_start(page, "Bag", f"classes {name}, Bag")
             while not records() - before and time.time() < clicked + 600:
                 time.sleep(0.2)
             run_done = time.time()
