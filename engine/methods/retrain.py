@@ -30,8 +30,7 @@ def unlearn(model, dataset, split, config: RetrainConfig | None = None, *, devic
     config = config or RetrainConfig()
     session = Session("retrain", model, dataset, split, config, device=device, seed=seed,
                       on_progress=on_progress, should_stop=should_stop)
-    architecture = getattr(getattr(model, "spec", None), "architecture", "small-cnn")
-    recipe = dataclasses.replace(RECIPES.get(architecture, RECIPES["small-cnn"]), epochs=config.epochs)
+    recipe = dataclasses.replace(session.recipe, epochs=config.epochs)   # the original's recipe
 
     def record(progress):
         session.history.append({"stage": progress.stage, "step": progress.step, "total": progress.total,

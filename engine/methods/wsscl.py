@@ -86,7 +86,8 @@ class WSSCLConfig(MethodConfig):
     retain_schedule: str = option("cosine", "retain-round learning rate: cosine-decayed to 0 over all retain steps "
                                   "(tuned: the repair ends at a settled point) or constant ([K])",
                                   choices=("cosine", "constant"))
-    retain_weight_decay: float = option(0.000148, "weight decay of the retain rounds (scaled by w too)", min=0.0, max=0.1)
+    retain_weight_decay: float = option(0.000148, "weight decay of the retain rounds (scaled by w too)", min=0.0,
+                                        max=0.1)
     retain_fraction: float = option(1.0, "share of D_r drawn afresh each epoch (speed option; 1 = all; tuned)",
                                     min=0.01, max=1.0)
     forget_batch_norm: str = option("train", "batch norm in the forgetting rounds: train, or eval (running "
