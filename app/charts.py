@@ -230,3 +230,48 @@ def per_class_side_by_side(class_names: Sequence[str], series: dict[str, Sequenc
     for trace in fig.data:
         trace.marker.color = colours.get(trace.name, trace.marker.color)
     return fig
+
+
+def example_populations(groups: dict[str, np.ndarray], marker: float, marker_name: str) -> go.Figure:
+    """One forget image's φ under each population (strip of dots + a fitted normal curve per group) and the
+    unlearned model's φ as a vertical line: where the line falls says which population the model resembles."""
+    fig = go.Figure()
+    palette = {"trained on it": "#d6336c", "never trained on it": "#1c7ed6", "Retrain": "#2f9e44",
+               "unlearning runs": "#f08c00"}
+    values = [np.asarray(v, dtype=float) for v in groups.values() if len(v)] + [np.asarray([marker])]
+    low, high = min(float(v.min()) for v in values), max(float(v.max()) for v in values)
+    pad = 0.15 * (high - low) + 0.5
+    grid = np.linspace(low - pad, high + pad, 200)
+    for row, (name, v) in enumerate(groups.items()):
+        v = np.asarray(v, dtype=float)
+        if not len(v):
+            continue
+        colour = palette.get(name)
+        fig.add_scatter(x=v, y=np.full(len(v), -0.04 * (row + 1)), mode="markers", name=f"{name} ({len(v)} models)",
+                        marker=dict(color=colour, size=7, symbol="line-ns-open"), legendgroup=name)
+        if len(v) >= 2:
+            mu, sd = float(v.mean()), max(float(v.std(ddof=1)), 1e-3)
+            density = np.exp(-0.5 * ((grid - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi))
+            fig.add_scatter(x=grid, y=density / density.max(), mode="lines", line=dict(color=colour),
+                            showlegend=False, legendgroup=name, hoverinfo="skip")
+    fig.add_vline(x=marker, line=dict(color="#212529", width=3, dash="dash"))
+    fig.add_annotation(x=marker, y=1.08, text=marker_name, showarrow=False, yref="y")
+    fig.update_layout(height=320, xaxis_title="φ = log p(true label) − log(1 − p): higher = more confident",
+                      yaxis=dict(visible=False, range=[-0.04 * (len(groups) + 1.5), 1.15]),
+                      legend=dict(orientation="h", y=-0.35), **_LAYOUT)
+    return fig
+
+
+def epsilon_histogram(epsilons: np.ndarray, largest_finite: float) -> go.Figure:
+    """Per-example ε of the challenge's test (∞ = the unlearned and Retrain populations fully separated)."""
+    eps = np.asarray(epsilons, dtype=float)
+    finite = eps[np.isfinite(eps) & (eps < 50)]
+    separated = int(len(eps) - len(finite))
+    fig = go.Figure()
+    fig.add_histogram(x=finite, xbins=dict(start=0, end=max(largest_finite, 0.5) + 0.25, size=0.25),
+                      marker_color="#1c7ed6", name="ε")
+    fig.add_bar(x=[max(largest_finite, 0.5) + 0.75], y=[separated], marker_color="#c92a2a", width=0.4,
+                name="fully separated (ε = ∞)")
+    fig.update_layout(height=300, xaxis_title="ε per forget image (0 = indistinguishable from Retrain)",
+                      yaxis_title="forget images", bargap=0.05, legend=dict(orientation="h", y=1.15), **_LAYOUT)
+    return fig

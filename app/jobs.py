@@ -39,7 +39,7 @@ class QueueFull(ValueError):
 class Job:
     id: str
     owner: str                      # the session that submitted it
-    kind: str                       # "unlearn" or "reference" (a background Retrain)
+    kind: str                       # "unlearn", "reference" (a background Retrain) or "audit" (a deep audit)
     title: str                      # e.g. "WSS-CL · class Coat"
     params: Any                     # what the work function needs: engine.RunRequest / ReferenceRequest
     run_id: Optional[str] = None    # the run directory it writes, set once its metrics are on disk
@@ -89,7 +89,7 @@ class JobManager:
     HISTORY_LIMIT = 600
     ENDED_LIMIT = 200               # ended jobs kept in memory (their runs stay on disk)
     MAX_WAITING = 3                 # waiting runs per session (the running one not counted)
-    LIMITED_KINDS = ("unlearn",)    # a background Retrain is queued by the app itself, never refused
+    LIMITED_KINDS = ("unlearn", "audit")   # a background Retrain is queued by the app itself, never refused
 
     def __init__(self, device_label: str = "default"):
         self.device_label = device_label

@@ -4,6 +4,8 @@ unlearn_work:    engine.unlearn_run (metrics saved; the job's run id is set) →
                  the forget set has none → engine.insights_run.
 reference_work:  engine.reference_run: exact unlearning for a forget set without a reference, saved once under
                  runs/_references and reused by every later run on the same set.
+audit_work:      engine.audit_run: the deep per-example audit of a finished run (N more seeds, a Retrain
+                 population when the forget set has none shipped) → forgetting quality and ε in its audit files.
 Everything a job needs is in its frozen request (`engine.RunRequest` / `engine.ReferenceRequest`); the folders
 and fast-mode settings come from `workspace()`. `_engine_call` alone decides where each engine call runs: here,
 in the worker process (UNLEARNING_LAB_WORKER=process) or on the Ray cluster at $UNLEARNING_LAB_RAY_ADDRESS (the
@@ -129,6 +131,77 @@ def reference_work(job, report, should_stop) -> dict:
                         workspace=workspace())
     store.enforce_size_cap()
     return {"reference": str(path)}
+
+
+def audit_work(job, report, should_stop) -> dict:
+    """The deep audit of one finished run (its quick part was written with its insights)."""
+    figures = _engine_call(engine.audit_run, engine.remote_audit, report, should_stop, request=job.params,
+                           workspace=workspace())
+    store.enforce_size_cap()
+    return {"forgetting_quality": (figures.get("deep") or {}).get("forgetting_quality")}
+
+
+# ---------------------------------------------------------------------------------------------- the audit
+def load_audit(run: dict):
+    """(figures, arrays) of the run's per-example audit, or None when it has none (yet)."""
+    return engine.read_audit(Path(run["path"]))
+
+
+def forget_spec(run: dict) -> engine.ForgetSpec:
+    """A run record's forget set (a ForgetSpec, however the record holds it)."""
+    return run["forget"] if isinstance(run["forget"], engine.ForgetSpec) else engine.ForgetSpec.from_dict(run["forget"])
+
+
+def noise_floor(run: dict) -> dict | None:
+    """The Retrain noise floor of the run's forget set ({"mean", "std", "retrains"}), or None without a population."""
+    forget = forget_spec(run)
+    try:
+        return engine.noise_floor_for(run["dataset"], forget, runs_root=store.runs_root(),
+                                      split_seed=int(run.get("split_seed", 0)), original=run.get("original"))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def audit_request(run: dict) -> engine.AuditRequest:
+    """The deep audit of ``run``: the same method, config, forget set and first seed as the run itself."""
+    forget = forget_spec(run)
+    request = engine.RunRequest(method=run["method"], config=engine.make_config(run["method"], forget_kind=forget.kind,
+                                                                                 **run["config"]),
+                                forget=forget, seed=int(run["seed"]), dataset=run["dataset"],
+                                original=run.get("original"))
+    runs = 3 if settings.FAST else engine.DEEP_RUNS
+    return engine.AuditRequest(run_dir=str(run["path"]), run=request, runs=runs,
+                               population_size=3 if settings.FAST else engine.POPULATION_SIZE)
+
+
+def audit_cost(run: dict) -> dict:
+    """What the deep audit of ``run`` would cost here (seconds, runs, Retrains to build)."""
+    request = audit_request(run)
+    dataset = engine.load_dataset(request.run.dataset)
+    shipped, _ = reference_checkpoint(dataset.name, engine.ForgetSpec(classes=(0,)))   # a Retrain's measured time
+    seconds = float(engine.read_sidecar(shipped).get("seconds") or 0.0) if shipped is not None else 0.0
+    return engine.deep_audit_cost(
+        dataset, request.run.forget, run_seconds=float(run.get("seconds") or 10.0), runs_root=store.runs_root(),
+        recipe=engine.recipe_of(dataset.name, request.run.original), split_seed=int(run.get("split_seed", 0)),
+        runs=request.runs, population_size=request.population_size, retrain_seconds=seconds or 30.0)
+
+
+def submit_audit(owner: str, run: dict):
+    """Queue the deep audit of a finished run unless one for it is already queued or running."""
+    from app.jobs import manager
+
+    pending = pending_audit(run)
+    if pending is not None:
+        return pending
+    return manager().submit(owner, "audit", f"Privacy audit · {label_of(run['method'])} · {run.get('spec', '')}",
+                            audit_request(run), audit_work)
+
+
+def pending_audit(run: dict) -> dict | None:
+    from app.jobs import TERMINAL, manager
+
+    return next((job for job in manager().jobs() if job["kind"] == "audit" and job["status"] not in TERMINAL
+                 and job["params"].run_dir == str(run["path"])), None)
 
 
 # ---------------------------------------------------------------------------------------------- where work runs

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 import engine
-from app import charts
+from app import charts, pipeline
 
 KEYS = engine.GAP_KEYS
 
@@ -61,6 +61,8 @@ def run_html(run: dict, class_names, insights=None) -> str:
         f"<tr><td>{k}</td><td>{original.get(k, float('nan')):.2f}</td><td>{metrics[k]:.2f}</td>"
         f"<td>{reference.get(k, float('nan')):.2f}</td></tr>" for k in KEYS)
     gap = run.get("avg_gap")
+    floor = pipeline.noise_floor(run)
+    floor_text = "" if floor is None else f" (Retrain noise floor {floor['mean']:.2f} ± {floor['std']:.2f})"
     parts = []
     for i, (title, fig) in enumerate(figures(run, class_names, insights)):
         parts.append(f"<section><h3>{html.escape(title)}</h3>"
@@ -73,7 +75,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #dee2e6;padding:4px 10p
 section{{display:inline-block;width:49%;vertical-align:top}}pre{{background:#f8f9fa;padding:8px}}</style></head><body>
 <h1>Unlearning Lab — {html.escape(run.get('label', run.get('method', '')))} on {html.escape(run.get('spec_text', ''))}</h1>
 <p>Dataset {html.escape(str(run.get('dataset')))} · device {html.escape(str(run.get('device')))} · seed {run.get('seed')}
-· run time {run.get('seconds', 0):.1f} s · Avg. Gap to Retrain {'—' if gap is None else f'{gap:.2f}'}
+· run time {run.get('seconds', 0):.1f} s · Avg. Gap to Retrain {'—' if gap is None else f'{gap:.2f}'}{floor_text}
 · created {html.escape(str(run.get('created')))}</p>
 <table><tr><th>metric (%)</th><th>original</th><th>unlearned</th><th>Retrain</th></tr>{rows}</table>
 <p><small>UA = 100 − forget accuracy (higher = more forgotten); MIA = MIA-Efficacy (higher = more forgotten).</small></p>

@@ -35,6 +35,7 @@ pages = {
             st.Page(str(HERE / "views/saliency.py"), title="Weight saliency", icon=":material/grid_on:"),
             st.Page(str(HERE / "views/features.py"), title="Feature space", icon=":material/scatter_plot:"),
             st.Page(str(HERE / "views/privacy.py"), title="Privacy", icon=":material/shield:"),
+            st.Page(str(HERE / "views/audit.py"), title="Per-example audit", icon=":material/person_search:"),
             st.Page(str(HERE / "views/compare.py"), title="Compare runs", icon=":material/table_chart:"),
             st.Page(str(HERE / "views/side_by_side.py"), title="Side by side", icon=":material/compare:")],
 }

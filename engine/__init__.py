@@ -30,7 +30,8 @@ from engine.records import NOT_STARTED, PROCESS_TOKEN, RECORD_NAME, RunRecord, r
 from engine.references import (computed_reference_path, find_reference, gap_scores, load_original, locate_reference,
                                original_path, reference_metrics, reference_path, reference_scores_for, retrain,
                                train_and_save, train_from_scratch, train_reference)
-from engine.remote_jobs import SavedRun, remote_insights, remote_job, remote_reference, remote_unlearn
+from engine.audit_live import DEEP_RUNS, POPULATION_SIZE, deep_audit_cost, noise_floor_for, read_audit, recipe_of
+from engine.remote_jobs import SavedRun, remote_audit, remote_insights, remote_job, remote_reference, remote_unlearn
 from engine.runs import fill_in_gaps, list_records, list_runs, load_run, new_run_dir, save_run
 from engine.selfsupervised import fit_linear_probe, train_simclr
 from engine.splits import DataSplit, ForgetSpec, make_split, training_indices, validation_indices
@@ -38,8 +39,8 @@ from engine.training import (RECIPES, Outputs, TrainRecipe, device_name, place, 
                              seed_everything, train_model)
 from engine.unlearning import RunOutcome, run_unlearning
 from engine.weight_maps import WeightMaps, block_average, comparison_ids, map_weights
-from engine.workflow import (ReferenceRequest, RunRequest, UnlearnedRun, Workspace, fast_recipe, insights_run,
-                             original_metrics, pool_outputs, reference_run, unlearn_run)
+from engine.workflow import (AuditRequest, ReferenceRequest, RunRequest, UnlearnedRun, Workspace, audit_run,
+                             fast_recipe, insights_run, original_metrics, pool_outputs, reference_run, unlearn_run)
 
 __all__ = [
     # data and forget sets
@@ -70,11 +71,14 @@ __all__ = [
     "record_identity", "run_identity", "original_sha256", "device_class",
     "new_run_dir", "save_run", "load_run", "list_runs", "list_records", "fill_in_gaps",
     # background jobs: one call per kind
-    "Workspace", "RunRequest", "ReferenceRequest", "UnlearnedRun", "unlearn_run", "insights_run", "reference_run",
+    "Workspace", "RunRequest", "ReferenceRequest", "AuditRequest", "UnlearnedRun", "unlearn_run", "insights_run",
+    "reference_run", "audit_run",
     "pool_outputs", "original_metrics", "fast_recipe",
     # the same jobs on an executor (a Ray cluster): plain values in and out, the models stay on disk
     "Job", "JobFailed", "make_executor", "SavedRun", "remote_job", "remote_unlearn", "remote_insights",
-    "remote_reference",
+    "remote_reference", "remote_audit",
+    # the per-example audit of a finished run (its quick part comes with the insights; audit_run is the deep part)
+    "read_audit", "deep_audit_cost", "recipe_of", "noise_floor_for", "DEEP_RUNS", "POPULATION_SIZE",
     # insights: attacks, attributions, feature space, weight maps, score distributions
     "Insights", "InsightsCache", "InsightsConfig", "compute_insights", "fingerprint",
     "ATTACK_SCORES", "COMPARISONS", "ROC_GRID", "Distinguishability", "PrivacyAttacks", "RocCurve",

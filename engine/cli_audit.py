@@ -5,8 +5,11 @@
     python -m engine audit --forget-classes 3 --method original --runs 8 --population runs/pop-3   # sanity check
     python -m engine audit --forget-classes 3 --method retrain --runs 8 --population runs/pop-3    # the other end
 
-Without ``--population`` (or with an empty folder) the Retrain population is built first, in
-runs/audit/<dataset>-<forget key>[-splitS] (``--population-size`` members, resumed on a rerun).
+Without ``--population``: the forget set's shipped population (assets/populations, built by
+``python -m scripts.build_populations``: every single class, two random 10 % sets, the hand-picked sample sets) when
+the audit runs from the shipped original; otherwise it is built first, in runs/audit/<dataset>-<forget key>[-splitS]
+(``--population-size`` members, resumed on a rerun). Without ``--shadows`` the shipped shadow models are used for
+online LiRA when they match (``--no-shadows``: offline LiRA against the Retrains instead).
 """
 from __future__ import annotations
 
@@ -40,7 +43,9 @@ def audit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--population-size", type=integer(2, 1024), default=8,
                         help="members to build when the population folder has none")
     parser.add_argument("--epochs", type=integer(1, 1000), help="recipe epochs for a population built here")
-    parser.add_argument("--shadows", type=Path, help="folder of a shadow population (online LiRA)")
+    parser.add_argument("--shadows", type=Path, help="folder of a shadow population (online LiRA; default: the "
+                                                      "shipped shadows when they match)")
+    parser.add_argument("--no-shadows", action="store_true", help="offline LiRA against the Retrain population")
     add_output(parser, "--json", "file", help="write the audit here")
     add_executor_arguments(parser)
 
@@ -65,7 +70,9 @@ def _check_population(scores, kind: str, spec, split_seed: int, flag: str, folde
         raise UsageError(f"{flag} {folder}: a {manifest.get('kind')} population, not a {kind} one")
     if int(manifest.get("split_seed", 0)) != split_seed:
         raise UsageError(f"{flag} {folder}: built at split seed {manifest.get('split_seed')}, not {split_seed}")
-    if kind == "retrain" and manifest.get("forget") != spec.to_dict():
+    from engine.splits import ForgetSpec
+
+    if kind == "retrain" and (not manifest.get("forget") or ForgetSpec.from_dict(manifest["forget"]) != spec):
         raise UsageError(f"{flag} {folder}: the Retrains of forget set {manifest.get('forget')}, "
                          f"not {spec.to_dict()}")
 
@@ -89,14 +96,29 @@ def run_audit(args: argparse.Namespace) -> int:
     if args.method == "original" and overrides:
         raise UsageError("--set: the original model has no config to override")
     executor, progress = executor_from(args), TqdmProgress()
+    if args.shadows is not None and args.no_shadows:
+        raise UsageError("--shadows and --no-shadows exclude each other")
+    from engine import audit_assets
+
+    # the shipped populations calibrate the shipped original's recipe: used only for audits that start from it
+    shipped_recipe = audit_assets.original_recipe(dataset.name) if args.checkpoint is None else None
     try:
-        folder = _population(args, spec, executor, progress)
-        retrains = population_scores(folder, dataset, device=device)
+        retrains = None
+        if args.population is None and shipped_recipe is not None and args.epochs is None:
+            retrains = audit_assets.retrains(dataset, spec, split_seed=args.split_seed, recipe=shipped_recipe)
+        if retrains is not None:
+            folder = audit_assets.ROOT / dataset.name / retrains.manifest["shipped"]
+        else:
+            folder = _population(args, spec, executor, progress)
+            retrains = population_scores(folder, dataset, device=device)
         _check_population(retrains, "retrain", spec, args.split_seed, "--population", folder)
-        shadows = None
+        shadows, shadows_source = None, None
         if args.shadows is not None:
-            shadows = population_scores(args.shadows, dataset, device=device)
+            shadows, shadows_source = population_scores(args.shadows, dataset, device=device), str(args.shadows)
             _check_population(shadows, "shadow", spec, args.split_seed, "--shadows", args.shadows)
+        elif not args.no_shadows and shipped_recipe is not None:
+            shadows = audit_assets.shadows(dataset, split_seed=args.split_seed, recipe=shipped_recipe)
+            shadows_source = None if shadows is None else str(audit_assets.ROOT / dataset.name / shadows.manifest["shipped"])
         seeds = [args.seed + i for i in range(args.runs)]
         if args.method == "retrain":
             taken = sorted({m["seed"] for m in retrains.manifest["members"]} & set(seeds))
@@ -116,7 +138,7 @@ def run_audit(args: argparse.Namespace) -> int:
     figures = audit_figures(runs, retrains, split.forget, shadows=shadows, method=args.method)
     payload = {"method": args.method, "dataset": dataset.name, "forget": spec.to_dict(), "split_seed": args.split_seed,
                "seeds": seeds, "config_overrides": overrides, "population": str(folder),
-               "shadows": None if args.shadows is None else str(args.shadows), **figures,
+               "shadows": shadows_source, **figures,
                "run_seconds": [run["seconds"] for run in runs[:figures["distinct_unlearned_models"]]],
                "population_seconds": phi_seconds, "seconds": time.perf_counter() - start, "device": str(device)}
     write_json(args.json, payload)

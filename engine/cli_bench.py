@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from engine.cli import TqdmProgress, add_data_arguments, add_output, write_json
 from engine.cli_types import bench_file, integer, seed_number
 from engine.cli_unlearn import parse_overrides
@@ -25,9 +27,10 @@ from engine.cli_unlearn import parse_overrides
 BENCH_CACHE = Path("runs/bench-cache")
 
 
-def parse_scenario(text: str):
+def parse_scenario(text: str, dataset_name: str = "fashion-mini"):
     """``class:3`` / ``class:1,3,6`` → one ForgetSpec per class; ``random:0.1`` → a random 10 % spec drawn with
-    forget seed 0, ``random:0.1@2`` → the same with forget seed 2 (another random forget set)."""
+    forget seed 0, ``random:0.1@2`` → the same with forget seed 2 (another random forget set);
+    ``samples:mixed-200`` → the shipped hand-picked set of that name (`engine.sample_sets`)."""
     from engine.splits import ForgetSpec
 
     kind, _, value = text.partition(":")
@@ -37,9 +40,14 @@ def parse_scenario(text: str):
         if kind == "random":
             fraction, _, forget_seed = value.partition("@")
             return [ForgetSpec(fraction=float(fraction), seed=int(forget_seed or 0))]
+        if kind == "samples":
+            from engine import sample_sets
+
+            return [ForgetSpec(sample_ids=sample_sets.ids_of(dataset_name, name)) for name in value.split(",")]
     except ValueError as error:
         raise ValueError(f"bad scenario {text!r}: {error}") from None
-    raise ValueError(f"bad scenario {text!r}: use class:C[,C...] or random:FRACTION[@FORGET_SEED]")
+    raise ValueError(f"bad scenario {text!r}: use class:C[,C...], random:FRACTION[@FORGET_SEED] or "
+                     "samples:NAME[,NAME...] (a shipped hand-picked set, engine/sample_sets.py)")
 
 
 def gpu_fraction(text: str) -> float:
@@ -98,7 +106,7 @@ def reference_job(dataset: dict, forget: dict, split_seed: int, device: str, pat
 
 
 def cell_job(dataset: dict, checkpoint: str | None, method: str, forget: dict, seed: int, reference: dict,
-             overrides: dict, split_seed: int, device: str) -> dict:
+             overrides: dict, split_seed: int, device: str, audit: bool = False) -> dict:
     """One benchmark cell (see `engine.unlearning.run_cell`) on the shared original model."""
     from engine.executor import open_dataset, open_model
     from engine.splits import ForgetSpec
@@ -108,7 +116,7 @@ def cell_job(dataset: dict, checkpoint: str | None, method: str, forget: dict, s
     resolved = str(resolve_device(device))
     model = open_model(json.dumps(dataset, sort_keys=True), checkpoint, resolved)
     return run_cell(method, model, open_dataset(dataset), ForgetSpec.from_dict(forget), seed, reference,
-                    device=resolved, overrides=overrides, split_seed=split_seed)
+                    device=resolved, overrides=overrides, split_seed=split_seed, phi=audit)
 
 
 def reference_for(dataset, spec, split_seed: int) -> tuple[dict | None, str]:
@@ -118,7 +126,8 @@ def reference_for(dataset, spec, split_seed: int) -> tuple[dict | None, str]:
 
     shipped = find_reference(dataset.name, spec, split_seed=split_seed)  # None unless trained for split_seed
     name = f"{dataset.name}-retrain-" + (f"class-{'-'.join(map(str, spec.classes))}" if spec.classes else
-                                         f"random-{spec.fraction:g}-forgetseed{spec.seed}") + f"-split{split_seed}"
+                                         f"random-{spec.fraction:g}-forgetseed{spec.seed}" if spec.fraction
+                                         else f"samples-{spec.key()}") + f"-split{split_seed}"
     path = shipped or (BENCH_CACHE / f"{name}.safetensors").resolve()
     if not Path(path).is_file():
         return None, str(path)
@@ -135,7 +144,8 @@ def bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", nargs="+", default=[m for m in METHODS if m != "retrain"], choices=list(METHODS),
                         help="methods to run (Retrain's row always comes from the references)")
     parser.add_argument("--scenarios", nargs="+", default=["class:1,3,6", "random:0.1"],
-                        help="class:C[,C...] (one scenario, several classes) or random:FRACTION[@FORGET_SEED]")
+                        help="class:C[,C...] (one scenario, several classes), random:FRACTION[@FORGET_SEED] or "
+                             "samples:NAME[,NAME...] (shipped hand-picked sets: one-class-100, mixed-200)")
     parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1, 2])
     parser.add_argument("--paired", action="store_true",
                         help="class scenarios: run the k-th class with the k-th seed only (not every class × seed)")
@@ -143,6 +153,9 @@ def bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, help="the original model (default: the shipped one)")
     add_output(parser, "--out", "prefix", default=Path("runs/bench/benchmarks"),
                help="writes OUT.md and OUT.json (and OUT.cells.jsonl as cells finish; a rerun resumes from it)")
+    parser.add_argument("--audit", action="store_true",
+                        help="per-example audit columns: forgetting quality over the seeds against the forget set's "
+                             "shipped Retrain population, LiRA vs the shipped shadows (docs/audit.md)")
     parser.add_argument("--merge", type=bench_file, nargs="+", metavar="JSON",
                         help="run nothing: merge the rows of earlier bench JSON files into one table")
     add_executor_arguments(parser)
@@ -167,7 +180,7 @@ def run_bench(args: argparse.Namespace) -> int:
     cpus, gpus = cpus_from(args), args.gpus_per_task
     plan, specs = [], {}
     for scenario in args.scenarios:
-        scenario_specs = parse_scenario(scenario)
+        scenario_specs = parse_scenario(scenario, dataset.name)
         pairs = list(zip(scenario_specs, args.seeds)) if args.paired and len(scenario_specs) > 1 else \
             [(spec, seed) for spec in scenario_specs for seed in args.seeds]
         specs.update({(scenario, spec): None for spec, _ in pairs})
@@ -186,13 +199,14 @@ def run_bench(args: argparse.Namespace) -> int:
         for scenario, method, spec, seed in plan:
             config = make_config(method, forget_kind=spec.kind, **overrides.get(method, {})).to_dict()
             key = json.dumps([dataset.name, args.split_seed, scenario, method, spec.to_dict(), seed, config,
-                              checkpoint], sort_keys=True)
+                              checkpoint] + (["audit"] if args.audit else []), sort_keys=True)
             keys.append(key)
             if key not in done and spec in references:
                 jobs.append(Job("engine.cli_bench:cell_job", {
                     "dataset": ref, "checkpoint": checkpoint, "method": method, "forget": spec.to_dict(),
                     "seed": seed, "reference": references[spec]["scores"], "overrides": overrides.get(method, {}),
-                    "split_seed": args.split_seed, "device": args.device}, key=key, cpus=cpus, gpus=gpus))
+                    "split_seed": args.split_seed, "device": args.device, "audit": args.audit}, key=key, cpus=cpus,
+                    gpus=gpus))
         if len(jobs) < len(plan):
             print(f"resuming: {len(plan) - len(jobs)} of {len(plan)} cells already in {log.path}", flush=True)
         progress = TqdmProgress()
@@ -226,11 +240,18 @@ def run_bench(args: argparse.Namespace) -> int:
     rows += [done[key] for key in keys if key in done]
     rows.sort(key=lambda r: (args.scenarios.index(r["scenario"]), r["method"] != "retrain"))
     command_line = "python -m engine bench " + " ".join(_argv_tail())
-    markdown, summary = bench_table(rows, device=device_text, command=command_line)
+    floors = noise_floors(dataset, specs, args.split_seed, checkpoint)
+    markdown, summary = bench_table(rows, device=device_text, command=command_line, noise_floors=floors)
+    audit = audit_rows(dataset, specs, rows, args.split_seed, checkpoint) if args.audit else []
+    if audit:
+        markdown += "\n" + audit_table(audit)
+    for row in rows:
+        row.pop("phi", None)                 # per-example scores stay in the cells log, not in the summary JSON
     args.out.parent.mkdir(parents=True, exist_ok=True)
     _with(args.out, ".md").write_text(markdown)
     write_json(_with(args.out, ".json"), {"device": device_text, "command": command_line, "rows": rows,
-                                          "summary": summary, "failed": failed, "executor": args.executor,
+                                          "summary": summary, "noise_floors": floors, "audit": audit,
+                                          "failed": failed, "executor": args.executor,
                                           "seconds": time.perf_counter() - start})
     print(markdown)
     return 1 if failed else 0
@@ -264,6 +285,91 @@ def _references(executor, ref, dataset, specs, args, cpus, gpus, failed) -> dict
                   + _figures({**references[spec]["scores"], "avg_gap": 0.0, "seconds": references[spec]["seconds"]}),
                   flush=True)
     return references
+
+
+def _populations(dataset, spec, split_seed: int, checkpoint):
+    """(Retrain population, shadows) shipped for this forget set; (None, None) for another original's runs."""
+    from engine import audit_assets
+
+    if checkpoint is not None:     # the shipped populations calibrate the shipped original's recipe only
+        return None, None
+    recipe = audit_assets.original_recipe(dataset.name)
+    return (audit_assets.retrains(dataset, spec, split_seed=split_seed, recipe=recipe),
+            audit_assets.shadows(dataset, split_seed=split_seed, recipe=recipe))
+
+
+def noise_floors(dataset, specs, split_seed: int, checkpoint) -> dict:
+    """scenario → the Retrain noise floor (mean over its forget sets of the Avg. Gap between Retrain seeds), from
+    the shipped Retrain populations; scenarios without one are left out."""
+    from engine.audit import noise_floor
+    from engine.metrics import GAP_KEYS
+
+    per_scenario: dict[str, list] = {}
+    for scenario, spec in specs:
+        retrains, _ = _populations(dataset, spec, split_seed, checkpoint)
+        if retrains is not None:
+            floor = noise_floor([{k: float(m[k]) for k in GAP_KEYS} for m in retrains.metrics])
+            per_scenario.setdefault(scenario, []).append(floor)
+    return {scenario: {"mean": float(np.mean([f.mean for f in floors])), "std": float(np.mean([f.std for f in floors])),
+                       "retrains": int(floors[0].num_models), "forget_sets": len(floors)}
+            for scenario, floors in per_scenario.items()}
+
+
+def audit_rows(dataset, specs, rows, split_seed: int, checkpoint) -> list[dict]:
+    """Per scenario × forget set × method: forgetting quality of its seeds' models against the Retrain
+    population (N = seeds, K = Retrains; engine.audit), LiRA per seed against the shadows (mean ± std)."""
+    from engine.audit import forgetting_quality
+    from engine.audit_run import resolution_ceiling
+    from engine.lira import lira_audit
+    from engine.metrics import mean_and_std
+    from engine.splits import make_split
+
+    out = []
+    for scenario, spec in specs:
+        retrains, shadows = _populations(dataset, spec, split_seed, checkpoint)
+        forget = make_split(dataset, spec, split_seed).forget
+        cells: dict[str, list] = {}
+        for row in rows:
+            if row["method"] != "retrain" and row["scenario"] == scenario and row["forget"] == spec.to_dict() \
+                    and "phi" in row:
+                cells.setdefault(row["method"], []).append(row)
+        for method, members in cells.items():
+            phi = np.array([r["phi"] for r in members], dtype=np.float64)
+            entry = {"scenario": scenario, "forget": spec.to_dict(), "method": method, "runs": len(members)}
+            if shadows is not None:
+                per_seed = [lira_audit(p, shadows.phi[:, forget], shadows.trained_on[:, forget]) for p in phi]
+                entry["lira_auc"], entry["lira_auc_std"] = mean_and_std(a.auc for a in per_seed)
+                entry["lira_tpr_1pct"], entry["lira_tpr_1pct_std"] = mean_and_std(
+                    a.roc.tpr_at_1pct_fpr for a in per_seed)
+                entry["shadows"] = len(shadows.metrics)
+            if retrains is not None and len(members) >= 3:
+                quality = forgetting_quality(
+                    phi, retrains.phi[:, forget],
+                    retain_accuracy=([r["RA"] for r in members], [m["RA"] for m in retrains.metrics]),
+                    test_accuracy=([r["TA"] for r in members], [m["TA"] for m in retrains.metrics]))
+                entry.update(forgetting_quality=quality.score, forget_score=quality.forget_score,
+                             retrains=len(retrains.metrics), resolution_runs=quality.num_runs,
+                             ceiling=resolution_ceiling(quality.num_runs))
+            out.append(entry)
+    return out
+
+
+def audit_table(audit: list[dict]) -> str:
+    from engine.methods import METHODS
+
+    lines = ["Per-example audit (docs/audit.md): forgetting quality of the seeds' models against the forget set's "
+             "Retrain population (N = min(seeds, Retrains); a perfect unlearner's ceiling at that N beside it), "
+             "LiRA against the shadow models per seed (mean ± std).", "",
+             "| scenario | forget set | method | forgetting quality ↑ | ceiling (σ = 1) | LiRA AUC (0.5 = chance) | "
+             "TPR @ 1 % FPR | runs |", "|---|---|---|---|---|---|---|---|"]
+    for e in audit:
+        quality = f"{e['forgetting_quality']:.3f}" if e.get("forgetting_quality") is not None else "—"
+        ceiling = f"{e['ceiling']['sigma1.0']:.3f}" if e.get("ceiling") else "—"
+        lira = f"{e['lira_auc']:.3f} ± {e['lira_auc_std']:.3f}" if "lira_auc" in e else "—"
+        tpr = f"{e['lira_tpr_1pct']:.3f} ± {e['lira_tpr_1pct_std']:.3f}" if "lira_tpr_1pct" in e else "—"
+        lines.append(f"| {e['scenario']} | {_describe(e['forget'])} | {METHODS[e['method']].label} | {quality} | "
+                     f"{ceiling} | {lira} | {tpr} | {e['runs']} |")
+    return "\n".join(lines) + "\n"
 
 
 def merge_benches(paths: list[Path], out: Path) -> int:

@@ -85,7 +85,7 @@ def build_population(executor, *, dataset: str, kind: str, count: int, out: Path
                      seed: int = 0, architecture: str = "small-cnn", epochs: Optional[int] = None,
                      split_seed: int = 0, data_root: Optional[str] = None, device: str = "auto", cpus: int = 1,
                      gpus: float = 0.0, on_progress: Optional[ProgressCallback] = None,
-                     on_failure=None) -> dict:
+                     on_failure=None, should_stop=None) -> dict:
     """Train the members of a population missing from ``out`` on ``executor``; write each as it arrives.
 
     Returns:
@@ -121,7 +121,7 @@ def build_population(executor, *, dataset: str, kind: str, count: int, out: Path
             "dataset": ref, "kind": kind, "seed": seed + index, "forget": forget, "architecture": architecture,
             "epochs": epochs, "split_seed": split_seed, "device": device}, key=str(index), cpus=cpus, gpus=gpus))
     failures = []
-    for result in executor.run(jobs, on_progress=on_progress):
+    for result in executor.run(jobs, on_progress=on_progress, should_stop=should_stop):
         index = int(result.job.key)
         if not result.ok:
             failures.append({"member": index, "seed": result.job.args["seed"], "error": result.error})

@@ -3,6 +3,7 @@
     remote_unlearn(request, workspace, run_dir)   engine.unlearn_run            → SavedRun (no models)
     remote_insights(run=SavedRun, workspace)      engine.insights_run, the run reopened from its folder → RunRecord
     remote_reference(request, workspace)          engine.reference_run          → the reference's path
+    remote_audit(request, workspace)              engine.audit_run              → the run's audit figures
 
 The worker writes into the run folder the caller named, so caller and workers share it (one machine, or a
 folder every node mounts at the same path). Every snapshot a job reports carries ``where``, "<placement> ·
@@ -18,7 +19,8 @@ from typing import Callable, Optional
 from engine.executor import Job
 from engine.progress import Progress, ProgressCallback, StopCheck
 from engine.records import RunRecord, read_record, write_record
-from engine.workflow import ReferenceRequest, RunRequest, UnlearnedRun, Workspace, insights_run, reference_run, unlearn_run
+from engine.workflow import (AuditRequest, ReferenceRequest, RunRequest, UnlearnedRun, Workspace, audit_run,
+                             insights_run, reference_run, unlearn_run)
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class SavedRun:
 
 def remote_job(function: Callable, args: dict, *, cpus: float = 1.0, gpus: float = 0.0) -> Job:
     """An `executor.Job` that runs ``function`` (one of this module's) with ``args``."""
-    if function not in (remote_unlearn, remote_insights, remote_reference):
+    if function not in (remote_unlearn, remote_insights, remote_reference, remote_audit):
         raise ValueError(f"{getattr(function, '__name__', function)!r} is not one of the app's remote jobs")
     return Job(f"{__name__}:{function.__name__}", dict(args), key=function.__name__, cpus=cpus, gpus=gpus)
 
@@ -107,6 +109,12 @@ def remote_reference(request: ReferenceRequest, workspace: Workspace, *, placeme
                      on_progress: Optional[ProgressCallback] = None, should_stop: Optional[StopCheck] = None) -> str:
     label = where(placement, request.device)
     return str(reference_run(request, workspace, on_progress=_tagged(on_progress, label), should_stop=should_stop))
+
+
+def remote_audit(request: AuditRequest, workspace: Workspace, *, placement: str = "remote",
+                 on_progress: Optional[ProgressCallback] = None, should_stop: Optional[StopCheck] = None) -> dict:
+    label = where(placement, request.run.device)
+    return audit_run(request, workspace, on_progress=_tagged(on_progress, label), should_stop=should_stop)
 
 
 def warm_up(dataset: str) -> None:

@@ -84,22 +84,32 @@ def run_unlearning(method_name: str, model: nn.Module, dataset: ImageDataset, sp
 
 # --------------------------------------------------------------------------------------------- bench
 def run_cell(method: str, model: nn.Module, dataset: ImageDataset, spec, seed: int, reference: dict, *,
-             device: torch.device, overrides: Optional[dict] = None, split_seed: int = 0) -> dict:
-    """One benchmark cell: unlearn ``spec`` with ``method`` and ``seed``; figures, gap and RTE as a flat dict."""
+             device: torch.device, overrides: Optional[dict] = None, split_seed: int = 0, phi: bool = False) -> dict:
+    """One benchmark cell: unlearn ``spec`` with ``method`` and ``seed``; figures, gap and RTE as a flat dict
+    (with ``phi``: also φ of each forget example under the unlearned model, for the per-example audit)."""
     from engine.splits import make_split
 
     split = make_split(dataset, spec, split_seed)
     outcome = run_unlearning(method, model, dataset, split, make_config(method, forget_kind=spec.kind, **(overrides or {})), device=device,
                              seed=seed, reference=reference, split_seed=split_seed)
-    return {"method": method, "forget": spec.to_dict(), "seed": seed, **outcome.evaluation.scores(),
-            "forget_test_acc": outcome.evaluation.forget_test_acc, "avg_gap": outcome.avg_gap,
-            "seconds": outcome.result.seconds, "config": outcome.result.config}
+    row = {"method": method, "forget": spec.to_dict(), "seed": seed, **outcome.evaluation.scores(),
+           "forget_test_acc": outcome.evaluation.forget_test_acc, "avg_gap": outcome.avg_gap,
+           "seconds": outcome.result.seconds, "config": outcome.result.config}
+    if phi:
+        from engine.audit_run import phi_on
+
+        ids = torch.as_tensor(split.forget)
+        row["phi"] = phi_on(outcome.result.model, dataset.train_images[ids], dataset.train_labels[ids].numpy(),
+                            torch.device(device) if isinstance(device, str) else device).astype(np.float32).tolist()
+    return row
 
 
-def bench_table(rows: list[dict], *, device: str, command: str) -> tuple[str, list[dict]]:
+def bench_table(rows: list[dict], *, device: str, command: str,
+                noise_floors: Optional[dict] = None) -> tuple[str, list[dict]]:
     """Markdown table (mean ± std over runs per method × scenario) and the summary rows behind it.
 
-    Avg. Gap is computed per run against that run's own Retrain reference, then averaged.
+    Avg. Gap is computed per run against that run's own Retrain reference, then averaged. ``noise_floors``
+    (scenario → {"mean", "std", ...}: the Avg. Gap between Retrain seeds) adds a line under the table per scenario.
     """
     from engine.metrics import mean_and_std
 
@@ -119,9 +129,18 @@ def bench_table(rows: list[dict], *, device: str, command: str) -> tuple[str, li
             mean, std = mean_and_std(r[key] for r in members)
             entry[key], entry[f"{key}_std"] = mean, std
             cells.append(f"{mean:.2f} ± {std:.2f}" if key != "seconds" else f"{mean:.1f} ± {std:.1f}")
+            if key == "avg_gap" and scenario in (noise_floors or {}):
+                cells[-1] += f" (floor {noise_floors[scenario]['mean']:.2f})"
         ratio = entry["seconds"] / retrain_seconds[scenario] if scenario in retrain_seconds else float("nan")
         entry["seconds_vs_retrain"] = ratio
         summary.append(entry)
         label = METHODS[method].label
         lines.append(f"| {scenario} | {label} | " + " | ".join(cells) + f" | {100 * ratio:.1f} % | {len(members)} |")
+    for scenario, floor in (noise_floors or {}).items():
+        for entry in summary:
+            if entry["scenario"] == scenario:
+                entry["noise_floor"], entry["noise_floor_std"] = floor["mean"], floor["std"]
+        lines.append(f"\nRetrain noise floor, {scenario}: Avg. Gap {floor['mean']:.2f} ± {floor['std']:.2f} between "
+                     f"Retrains that differ only in seed ({floor['retrains']} per forget set, {floor['forget_sets']} "
+                     "forget set(s)): a gap below it is indistinguishable from Retrain.")
     return "\n".join(lines) + "\n", summary

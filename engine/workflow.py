@@ -88,6 +88,17 @@ class ReferenceRequest:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class AuditRequest:
+    """A deep per-example audit of a finished run (`engine.audit_live.deep_audit`): its folder, the request that
+    produced it (method, config, forget set, seed) and how many runs / Retrains to use."""
+
+    run_dir: str
+    run: RunRequest
+    runs: int = 8
+    population_size: int = 8
+
+
 @dataclass(eq=False)
 class UnlearnedRun:
     """A run whose metrics are saved, with what its insights need still in memory."""
@@ -205,6 +216,7 @@ def insights_run(run: UnlearnedRun, workspace: Workspace, *, on_progress: Option
         distributions.save_score_distributions(run.run_dir, distributions.score_distributions(
             models, run.dataset, run.split, device=run.device, seed=run.record.seed,
             map_ids=insights.features.sample_ids))
+        _quick_audit(run, workspace)
         status, error = "ready", None
     except Exception as exc:  # noqa: BLE001 — metrics stand even when the pictures fail
         stopped = stop()
@@ -215,6 +227,38 @@ def insights_run(run: UnlearnedRun, workspace: Workspace, *, on_progress: Option
     write_record(run.run_dir, record)
     run.record = record
     return record
+
+
+def _quick_audit(run: UnlearnedRun, workspace: Workspace) -> None:
+    """The per-example audit against the shipped populations (`engine.audit_live`), beside the insights; a
+    failure leaves a note in ``audit.json`` and the insights stand."""
+    from engine import audit_live
+
+    try:
+        figures, arrays = audit_live.quick_audit(
+            run.unlearned, run.dataset, run.split, device=run.device, run_scores=run.record.metrics,
+            runs_root=workspace.runs, recipe=audit_live.recipe_of(run.dataset.name, run.record.original),
+            split_seed=run.record.split_seed)
+    except Exception as exc:  # noqa: BLE001 — the audit is an extra; the run and its insights stand
+        figures, arrays = {"error": f"{type(exc).__name__}: {exc}"}, {}
+    audit_live.write_audit(run.run_dir, figures, arrays)
+
+
+def audit_run(request: AuditRequest, workspace: Workspace, *, on_progress: Optional[ProgressCallback] = None,
+              should_stop: Optional[StopCheck] = None) -> dict:
+    """The deep audit of a finished run: forgetting quality and per-example ε (added to its audit files)."""
+    from engine import audit_live
+    from engine.executor import dataset_ref
+
+    record = read_record(request.run_dir)
+    if record.status != "finished":
+        raise ValueError(f"the run in {request.run_dir} is {record.status}, not finished: nothing to audit")
+    return audit_live.deep_audit(
+        Path(request.run_dir), request=request.run, dataset_ref=dataset_ref(request.run.dataset),
+        runs_root=workspace.runs, run_scores=record.metrics, device=resolve_device(request.run.device),
+        runs=request.runs, population_size=request.population_size, retrain_recipe=workspace.retrain_recipe,
+        recipe=audit_live.recipe_of(record.dataset, record.original), split_seed=record.split_seed,
+        on_progress=on_progress, should_stop=should_stop)
 
 
 def reference_run(request: ReferenceRequest, workspace: Workspace, *,

@@ -15,10 +15,10 @@ from lab_env import fast_lab
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 APP = Path(__file__).resolve().parent.parent / "app"
-PAGES = ["learn", "teaching", "forget", "run", "results", "saliency", "features", "privacy", "compare"]
+PAGES = ["learn", "teaching", "forget", "run", "results", "saliency", "features", "privacy", "audit", "compare"]
 TITLES = {"learn": "Unlearning Lab", "teaching": "Guided tour", "forget": "Choose what to forget",
           "run": "Run unlearning", "results": "Results", "saliency": "Weight saliency", "features": "Feature space",
-          "privacy": "Privacy", "compare": "Compare runs"}
+          "privacy": "Privacy", "audit": "Per-example audit", "compare": "Compare runs"}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def wait_for_jobs(timeout=240):
 def test_every_page_renders_with_no_runs(lab):
     for page in PAGES:
         at = open_page(page)
-        if page in ("results", "saliency", "features", "privacy"):
+        if page in ("results", "saliency", "features", "privacy", "audit"):
             assert any("No finished run yet" in i.value for i in at.info)
     landing = open_page("learn")
     assert any(m.label.startswith("Original model") for m in landing.metric)
@@ -100,6 +100,32 @@ def test_pick_a_class_run_wsscl_and_see_every_page(lab):
     table = at.dataframe[0].value
     assert list(table["method"].str[:6]) == ["WSS-CL"] and table["UA"].iloc[0] >= 0
     assert len(at.get("download_button")) == 2
+
+
+def test_audit_page_shows_the_quick_audit_and_runs_the_deep_one(lab):
+    """The per-example audit of the run above: LiRA against the shipped shadows at once; the deep audit (fast mode:
+    3 runs, against the shipped Retrains of class 1) as a job, then forgetting quality and the ε histogram."""
+    from app import store
+
+    if not any(r.get("method") == "wsscl" and r.get("insights") == "ready" for r in store.list_runs()):
+        pytest.skip("needs the run of the previous test")
+    at = open_page("audit")
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Forgetting quality"] == "—" and 0.0 <= float(labels["Attacker AUC (LiRA)"]) <= 1.0
+    assert len(at.get("plotly_chart")) == 1                      # the clicked image against its populations
+    at.button(key="deep-audit").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    from app.jobs import TERMINAL, manager
+
+    deadline = time.time() + 240
+    while time.time() < deadline and any(j["kind"] == "audit" and j["status"] not in TERMINAL for j in manager().jobs()):
+        time.sleep(0.5)
+    audits = [j for j in manager().jobs() if j["kind"] == "audit"]
+    assert [j["status"] for j in audits] == ["finished"], [(j["status"], j["error"]) for j in audits]
+    at = open_page("audit")
+    labels = {m.label: m.value for m in at.metric}
+    assert 0.0 <= float(labels["Forgetting quality"]) <= 1.5
+    assert len(at.get("plotly_chart")) == 2                      # the ε histogram too
 
 
 def test_teaching_tour_steps_through_the_prepared_run(lab):

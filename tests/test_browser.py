@@ -154,6 +154,19 @@ def test_pick_a_class_run_wsscl_see_gauges_and_umap(server, page):
         page.wait_for_timeout(800)
         assert page.get_by_text("Traceback").count() == 0
         shot(page, name)
+    go(page, "Per-example audit")              # the audit came with the insights; the deep one is a click away
+    page.get_by_text("Attacker AUC (LiRA)").first.wait_for()
+    idle(page)
+    assert page.get_by_text("Traceback").count() == 0
+    shot(page, "11-audit")
+    page.get_by_role("button", name="Compute forgetting quality").click()
+    page.get_by_text("the largest measurable ε is").first.wait_for(timeout=240_000)
+    idle(page)
+    assert page.get_by_text("Traceback").count() == 0
+    shot(page, "12-audit-deep")
+    go(page, "Guided tour")
+    page.get_by_role("heading", name="Guided tour").first.wait_for()
+    idle(page)
     for step in range(4):                       # the tour, to the gauges step
         page.get_by_role("button", name="Next →").click()
         idle(page)

@@ -67,8 +67,12 @@ if reference:
 
     gap = engine.avg_gap(engine.gap_scores(metrics), engine.gap_scores(reference))
 m = st.columns(4)
+floor = pipeline.noise_floor(run)
 m[0].metric("Avg. Gap to Retrain", ui.fmt(gap, 2) if gap is not None else "pending",
             help="Mean |run − Retrain| over UA, RA, TA, MIA-Efficacy. Lower = closer to exact unlearning.")
+if floor is not None:
+    m[0].caption(f"Retrain noise floor **{floor['mean']:.2f}** ± {floor['std']:.2f}: the gap between {floor['retrains']} "
+                 "Retrains that differ only in seed. Below it, the run is as close as another Retrain would be.")
 m[1].metric("Run time", ui.fmt_seconds(run.get("seconds")), help="Wall-clock of the unlearning (saliency included).")
 retrain_seconds = None
 if reference is not None:

@@ -1,0 +1,132 @@
+"""The audit of one finished run (engine.audit_live) and the shipped populations' format (engine.audit_assets), on a
+tiny dataset: compact assets read back exactly, are used only for their own recipe and forget set, the quick audit
+orders the original above a Retrain, and the deep audit adds forgetting quality and per-example ε."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from engine.cli import main
+
+EPOCHS = 12
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """(dataset, npz, original path, assets root) with a shadow population (6) and a Retrain population of class 1
+    (4) built by the CLI and compacted by scripts.build_populations, as the shipped ones are."""
+    from engine.data import from_arrays
+    from engine.executor import open_dataset, save_dataset_npz
+    from engine.references import train_and_save
+    from engine.training import RECIPES
+    from scripts.build_populations import compact
+
+    folder = tmp_path_factory.mktemp("audit-live")
+    rng = np.random.default_rng(1)
+    labels = np.arange(240) % 4
+    images = (rng.integers(0, 120, (240, 12, 12)) + labels[:, None, None] * 40).astype(np.uint8)
+    dataset = from_arrays("tiny-live", ("a", "b", "c", "d"), images[:200], labels[:200], images[200:], labels[200:],
+                          hflip=True, validation_size=40, source="synthetic")
+    npz = save_dataset_npz(dataset, folder / "tiny.npz")
+    recipe = dataclasses.replace(RECIPES["small-cnn"], epochs=EPOCHS)
+    original = folder / "original.safetensors"
+    train_and_save(dataset, original, recipe=recipe, device=torch.device("cpu"))
+    data = open_dataset({"npz": str(npz)})
+    root = folder / "assets"
+    (root / data.name).mkdir(parents=True)
+    for name, kind, forget, count in (("shadow", "shadow", None, 6), ("class-1", "retrain", {"classes": [1]}, 4)):
+        extra = ["--forget-classes", "1"] if forget else []
+        assert main(["population", "--kind", kind, "--dataset", str(npz), *extra, "--count", str(count),
+                     "--epochs", str(EPOCHS), "--device", "cpu", "--out", str(folder / name)]) == 0
+        compact(name, folder / name, data, forget, root / data.name, "sha", "test")
+    return data, npz, original, root
+
+
+def test_compact_assets_read_back_and_match_only_their_own(tiny):
+    from engine import audit_assets
+    from engine.audit_run import population_scores
+    from engine.splits import ForgetSpec
+
+    data, _, original, root = tiny
+    from engine.checkpoints import read_sidecar
+
+    own = read_sidecar(original)["recipe"]
+    shadows = audit_assets.shadows(data, recipe=own, root=root)
+    full = population_scores(root.parent / "shadow", data, device=torch.device("cpu"))
+    assert shadows.phi.shape == full.phi.shape == (6, len(data.train_labels))
+    np.testing.assert_allclose(shadows.phi, full.phi, rtol=1e-6, atol=1e-5)       # float32 on disk
+    assert np.array_equal(shadows.trained_on, full.trained_on)
+    retrains = audit_assets.retrains(data, ForgetSpec(classes=(1,)), recipe=own, root=root)
+    from engine.splits import make_split
+
+    forget = make_split(data, ForgetSpec(classes=(1,))).forget
+    assert retrains is not None and not retrains.trained_on[:, forget].any()
+    assert np.isfinite(retrains.phi[:, forget]).all() and len(retrains.metrics) == 4
+    # another forget set, another recipe, another split: not this population
+    assert audit_assets.retrains(data, ForgetSpec(classes=(2,)), recipe=own, root=root) is None
+    assert audit_assets.retrains(data, ForgetSpec(classes=(1,)), recipe={**own, "epochs": 3}, root=root) is None
+    assert audit_assets.shadows(data, recipe=own, split_seed=1, root=root) is None
+
+
+def test_quick_audit_orders_the_original_above_a_retrain(tiny, monkeypatch):
+    from engine import audit_assets, audit_live
+    from engine.checkpoints import load_checkpoint, read_sidecar
+    from engine.evaluation import evaluate
+    from engine.splits import ForgetSpec, make_split
+
+    data, _, original, root = tiny
+    monkeypatch.setattr(audit_assets, "ROOT", root)
+    own = read_sidecar(original)["recipe"]
+    split = make_split(data, ForgetSpec(classes=(1,)))
+    results = {}
+    for name, path in (("original", original), ("retrain", root.parent / "class-1" / "member-000.safetensors")):
+        model = load_checkpoint(path, device=torch.device("cpu"))[0]
+        scores = evaluate(model, data, split, device=torch.device("cpu")).scores()
+        results[name] = audit_live.quick_audit(model, data, split, device=torch.device("cpu"), run_scores=scores,
+                                               recipe=own)
+    figures, arrays = results["original"]
+    assert figures["lira"] is not None and figures["population"]["size"] == 4 and figures["noise_floor"] >= 0
+    assert arrays["phi"].shape == arrays["lira_statistic"].shape == (len(split.forget),)
+    assert arrays["shadow_phi"].shape == arrays["shadow_in"].shape == (6, len(split.forget))
+    assert results["original"][0]["offline"]["auc"] > 0.9
+    assert results["retrain"][0]["offline"]["auc"] < results["original"][0]["offline"]["auc"]
+    assert results["retrain"][0]["avg_gap_to_population"] < results["original"][0]["avg_gap_to_population"]
+
+
+def test_deep_audit_adds_forgetting_quality(tiny, tmp_path, monkeypatch):
+    from engine import audit_assets, audit_live
+    from engine.checkpoints import load_checkpoint, read_sidecar
+    from engine.evaluation import evaluate
+    from engine.methods import make_config
+    from engine.splits import ForgetSpec, make_split
+    from engine.workflow import RunRequest
+
+    data, npz, original, root = tiny
+    monkeypatch.setattr(audit_assets, "ROOT", root)
+    own = read_sidecar(original)["recipe"]
+    spec = ForgetSpec(classes=(1,))
+    split = make_split(data, spec)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    model = load_checkpoint(original, device=torch.device("cpu"))[0]
+    import shutil
+
+    shutil.copy(original, run_dir / "model.safetensors")
+    shutil.copy(original.with_suffix(".json"), run_dir / "model.json")
+    scores = evaluate(model, data, split, device=torch.device("cpu")).scores()
+    request = RunRequest(method="ft", config=make_config("ft", forget_kind="class", epochs=1), forget=spec, seed=0,
+                         dataset=str(npz), original=str(original))
+    stages = []
+    figures = audit_live.deep_audit(run_dir, request=request, dataset_ref={"npz": str(npz)}, runs_root=tmp_path,
+                                    run_scores=scores, device=torch.device("cpu"), runs=3, recipe=own,
+                                    on_progress=lambda p: stages.append(p.stage))
+    deep = figures["deep"]
+    assert deep["runs"] == 3 and deep["seeds"] == [0, 1, 2] and deep["population_size"] == 4
+    assert deep["forgetting_quality"] is not None and 0 <= deep["forget_score"] <= 1
+    assert "lira" in figures                       # the quick part was computed first (no audit existed)
+    stored, arrays = audit_live.read_audit(run_dir)
+    assert stored == figures and arrays["runs_phi"].shape == (3, len(split.forget))
+    assert arrays["epsilon"].shape == (len(split.forget),) and "audit · unlearning runs" in stages
