@@ -263,15 +263,17 @@ def example_populations(groups: dict[str, np.ndarray], marker: float, marker_nam
 
 
 def epsilon_histogram(epsilons: np.ndarray, largest_finite: float) -> go.Figure:
-    """Per-example ε of the challenge's test (∞ = the unlearned and Retrain populations fully separated)."""
+    """Per-example ε of the challenge's test, in bins of 0.25 up to the largest measurable ε, and a last bar for
+    the images whose unlearned and Retrain populations were fully separated (ε = ∞)."""
     eps = np.asarray(epsilons, dtype=float)
     finite = eps[np.isfinite(eps) & (eps < 50)]
-    separated = int(len(eps) - len(finite))
+    edges = np.arange(0.0, max(float(largest_finite), 0.25) + 0.25, 0.25)
+    counts, _ = np.histogram(np.clip(finite, 0, edges[-1] - 1e-9), bins=edges)
+    labels = [f"{a:.2f}–{b:.2f}" for a, b in zip(edges[:-1], edges[1:])] + ["∞ (separated)"]
+    colours = ["#1c7ed6"] * len(counts) + ["#c92a2a"]
     fig = go.Figure()
-    fig.add_histogram(x=finite, xbins=dict(start=0, end=max(largest_finite, 0.5) + 0.25, size=0.25),
-                      marker_color="#1c7ed6", name="ε")
-    fig.add_bar(x=[max(largest_finite, 0.5) + 0.75], y=[separated], marker_color="#c92a2a", width=0.4,
-                name="fully separated (ε = ∞)")
+    fig.add_bar(x=labels, y=[*counts.tolist(), int(len(eps) - len(finite))], marker_color=colours)
     fig.update_layout(height=300, xaxis_title="ε per forget image (0 = indistinguishable from Retrain)",
-                      yaxis_title="forget images", bargap=0.05, legend=dict(orientation="h", y=1.15), **_LAYOUT)
+                      yaxis_title="forget images", bargap=0.1, xaxis=dict(type="category"), showlegend=False,
+                      **_LAYOUT)
     return fig
