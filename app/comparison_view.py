@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app import charts, comparison as comparing, ui
+from app import charts, comparison as comparing, pipeline, ui
 
 KEYS = comparing.KEYS
 
@@ -35,6 +35,11 @@ def render(comparison, class_names, key: str, compact: bool = False) -> None:
                "and worst-case score. " + ("" if comparison.reference else
                                            "No Retrain for this forget set yet: UA, RA, TA, MIA are ranked higher = "
                                            "better and Avg. Gap is missing."))
+    floor = pipeline.noise_floor(comparison.runs[0].record) if comparison.runs else None
+    if floor is not None:
+        st.caption(f"Retrain noise floor of this forget set: Avg. Gap **{floor['mean']:.2f}** ± {floor['std']:.2f} "
+                   f"between {floor['retrains']} Retrains that differ only in seed — a gap below it is as close as "
+                   "another Retrain would be.")
     if len(comparison.runs) > 1:
         st.markdown(f"**Difference to the first run** ({comparison.columns[0]})")
         st.dataframe(deltas(comparison).style.format("{:+.2f}", na_rep="—"), width="stretch", key=f"{key}-deltas")

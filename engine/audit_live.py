@@ -152,7 +152,7 @@ def recipe_of(dataset_name: str, original: Optional[str]) -> Optional[dict]:
     from engine.checkpoints import read_sidecar
 
     if original is None:
-        return audit_assets.original_recipe(dataset_name)
+        return audit_assets.original_recipe(dataset_name) or {"unknown": True}
     try:
         return read_sidecar(original).get("recipe") or {"unknown": True}
     except (OSError, ValueError):

@@ -100,8 +100,10 @@ def run_audit(args: argparse.Namespace) -> int:
         raise UsageError("--shadows and --no-shadows exclude each other")
     from engine import audit_assets
 
-    # the shipped populations calibrate the shipped original's recipe: used only for audits that start from it
-    shipped_recipe = audit_assets.original_recipe(dataset.name) if args.checkpoint is None else None
+    # the shipped populations calibrate models of their recipe: used only when the original was trained with it
+    from engine.audit_live import recipe_of
+
+    shipped_recipe = recipe_of(dataset.name, None if args.checkpoint is None else str(args.checkpoint))
     try:
         retrains = None
         if args.population is None and shipped_recipe is not None and args.epochs is None:

@@ -288,12 +288,12 @@ def _references(executor, ref, dataset, specs, args, cpus, gpus, failed) -> dict
 
 
 def _populations(dataset, spec, split_seed: int, checkpoint):
-    """(Retrain population, shadows) shipped for this forget set; (None, None) for another original's runs."""
+    """(Retrain population, shadows) shipped for this forget set, each None when there is none trained with the
+    original's recipe (they calibrate models of that recipe only; the original's weights do not enter them)."""
     from engine import audit_assets
+    from engine.audit_live import recipe_of
 
-    if checkpoint is not None:     # the shipped populations calibrate the shipped original's recipe only
-        return None, None
-    recipe = audit_assets.original_recipe(dataset.name)
+    recipe = recipe_of(dataset.name, checkpoint)
     return (audit_assets.retrains(dataset, spec, split_seed=split_seed, recipe=recipe),
             audit_assets.shadows(dataset, split_seed=split_seed, recipe=recipe))
 

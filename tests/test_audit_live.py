@@ -130,3 +130,39 @@ def test_deep_audit_adds_forgetting_quality(tiny, tmp_path, monkeypatch):
     stored, arrays = audit_live.read_audit(run_dir)
     assert stored == figures and arrays["runs_phi"].shape == (3, len(split.forget))
     assert arrays["epsilon"].shape == (len(split.forget),) and "audit · unlearning runs" in stages
+
+
+def test_bench_audit_columns_and_noise_floor(tiny, tmp_path, monkeypatch):
+    """`engine bench --audit`: forgetting quality over the seeds against the shipped Retrains, LiRA per seed
+    against the shadows, and the Retrain noise floor beside the Avg. Gap."""
+    import json
+
+    from engine import audit_assets
+
+    data, npz, original, root = tiny
+    monkeypatch.setattr(audit_assets, "ROOT", root)
+    out = tmp_path / "bench"
+    assert main(["bench", "--dataset", str(npz), "--checkpoint", str(original), "--methods", "ft",
+                 "--scenarios", "class:1", "--seeds", "0", "1", "2", "--set", "ft.epochs=1", "--audit",
+                 "--device", "cpu", "--out", str(out)]) == 0
+    payload = json.loads((tmp_path / "bench.json").read_text())
+    [entry] = payload["audit"]
+    assert entry["method"] == "ft" and entry["runs"] == 3 and entry["retrains"] == 4 and entry["shadows"] == 6
+    assert entry["forgetting_quality"] is not None and 0.0 <= entry["lira_auc"] <= 1.0
+    assert payload["noise_floors"]["class:1"]["retrains"] == 4
+    assert all("phi" not in row for row in payload["rows"])          # per-example scores stay in the cells log
+    markdown = (tmp_path / "bench.md").read_text()
+    assert "(floor " in markdown and "Per-example audit" in markdown
+
+
+def test_samples_scenario_reads_the_shipped_sets():
+    from engine import sample_sets
+    from engine.cli_bench import parse_scenario
+
+    sets = sample_sets.load("fashion-mini")
+    assert set(sets) == {"one-class-100", "mixed-200"}
+    [one, mixed] = parse_scenario("samples:one-class-100,mixed-200", "fashion-mini")
+    assert len(one.sample_ids) == 100 and len(mixed.sample_ids) == 200 and one.kind == "samples"
+    assert len(sets["one-class-100"]["classes"]) == 1 and len(sets["mixed-200"]["classes"]) == 10
+    with pytest.raises(ValueError, match="no sample set"):
+        parse_scenario("samples:nope", "fashion-mini")
