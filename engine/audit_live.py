@@ -243,7 +243,8 @@ def deep_audit(run_dir: Path, *, request, dataset_ref: dict, runs_root: Path, ru
         results.append(run_job(dataset_ref, request.original, request.method, spec.to_dict(), request.seed + k,
                                split_seed, request.config.to_dict(), str(device), should_stop=stop))
     report(Progress("audit · unlearning runs", runs, runs, {}))
-    figures = audit_figures(results, retrains, np.asarray(split.forget), method=request.method)
+    figures = audit_figures(results, retrains, np.asarray(split.forget), method=request.method,
+                            whole_classes=spec.kind == "class")
     deep = {key: figures.get(key) for key in (
         "forgetting_quality", "forget_score", "retain_ratio", "test_ratio", "forgetting_quality_ceiling",
         "resolution_runs", "largest_finite_epsilon", "epsilon_limit", "noise_floor", "noise_floor_std", "avg_gap",

@@ -154,7 +154,7 @@ def _mean(values) -> float:
 
 
 def audit_figures(runs: list[dict], retrains: PopulationScores, forget: np.ndarray, *,
-                  shadows: Optional[PopulationScores] = None, method: str = "") -> dict:
+                  shadows: Optional[PopulationScores] = None, method: str = "", whole_classes: bool = False) -> dict:
     """Every audit figure as plain values (the CLI's JSON): forgetting quality (or why it is refused), LiRA,
     the noise floor and the per-example ε and LiRA statistic, in the order of ``forget`` (training-pool ids)."""
     from engine.audit import forgetting_quality, noise_floor
@@ -194,16 +194,26 @@ def audit_figures(runs: list[dict], retrains: PopulationScores, forget: np.ndarr
                        forgetting_quality_note=(f"refused: the challenge's metric needs ≥ 3 unlearning runs and "
                                                 f"≥ 3 Retrains (here {num_runs} and {population}); LiRA only"))
     # LiRA: online against shadows (IN = shadows trained on the example); offline against the Retrains, which
-    # all never saw the forget set (OUT only), when no shadow population is given.
-    source, variant = (shadows, "online") if shadows is not None else (retrains, "offline")
-    lira = lira_audit(unlearned if method != "original" else unlearned[:1], source.phi[:, forget],
-                      source.trained_on[:, forget], variant=variant)
+    # all never saw the forget set (OUT only). The headline (lira_*) answers "like a model that never saw these
+    # images?": for whole classes the Retrains (a shadow that left an image out still learned its class), else the
+    # shadows when given; the other test, when there is one, is reported as lira_other.
+    targets = unlearned if method != "original" else unlearned[:1]
+    tests = {"offline": lira_audit(targets, retrains.phi[:, forget], retrains.trained_on[:, forget], variant="offline")}
+    if shadows is not None:
+        tests["online"] = lira_audit(targets, shadows.phi[:, forget], shadows.trained_on[:, forget], variant="online")
+    variant = "offline" if whole_classes or shadows is None else "online"
+    against = {"online": "shadows", "offline": "retrain population"}
+    lira = tests[variant]
     figures.update(lira_auc=lira.auc, lira_tpr_at_1pct_fpr=_nan_to_none(lira.roc.tpr_at_1pct_fpr),
                    lira_tpr_at_01pct_fpr=_nan_to_none(lira.tpr_at_01pct_fpr), lira_variant=variant,
-                   lira_against="shadows" if shadows is not None else "retrain population",
+                   lira_against=against[variant],
                    lira_positive_trials=lira.num_positive, lira_negative_trials=lira.num_negative,
                    lira_skipped_examples=int(lira.skipped.sum()),
                    lira_statistic=[_nan_to_none(v) for v in lira.statistic.tolist()])
+    other = next((v for v in tests if v != variant), None)
+    figures["lira_other"] = None if other is None else {
+        "variant": other, "against": against[other], "auc": tests[other].auc,
+        "tpr_at_1pct_fpr": _nan_to_none(tests[other].roc.tpr_at_1pct_fpr)}
     members = [{k: float(m[k]) for k in GAP_KEYS} for m in retrains.metrics if all(k in m for k in GAP_KEYS)]
     if len(members) >= 2:
         floor = noise_floor(members)

@@ -137,7 +137,8 @@ def run_audit(args: argparse.Namespace) -> int:
     finally:
         progress.close()
         executor.close()
-    figures = audit_figures(runs, retrains, split.forget, shadows=shadows, method=args.method)
+    figures = audit_figures(runs, retrains, split.forget, shadows=shadows, method=args.method,
+                            whole_classes=spec.kind == "class")
     payload = {"method": args.method, "dataset": dataset.name, "forget": spec.to_dict(), "split_seed": args.split_seed,
                "seeds": seeds, "config_overrides": overrides, "population": str(folder),
                "shadows": shadows_source, **figures,
