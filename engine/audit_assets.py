@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent / "assets" / "populations"
 
 @functools.lru_cache(maxsize=64)
 def _read(path: str) -> tuple[dict, dict]:
-    base = Path(path)
-    meta = json.loads(base.with_suffix(".json").read_text())
-    with np.load(base.with_suffix(".npz"), allow_pickle=False) as stored:
+    base = Path(path)      # names hold dots ("random-0.1@0"): never with_suffix
+    meta = json.loads(base.with_name(base.name + ".json").read_text())
+    with np.load(base.with_name(base.name + ".npz"), allow_pickle=False) as stored:
         arrays = {name: stored[name] for name in stored.files}
     for array in arrays.values():
         array.setflags(write=False)
@@ -41,10 +41,11 @@ def catalogue(dataset_name: str, root: Optional[Path] = None) -> dict[str, dict]
     folder = Path(root or ROOT) / dataset_name
     found = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
-        if path.with_suffix(".npz").is_file():
+        name = path.name[: -len(".json")]
+        if (folder / f"{name}.npz").is_file():
             meta = json.loads(path.read_text())
             if meta.get("kind") in ("retrain", "shadow"):
-                found[path.stem] = meta
+                found[name] = meta
     return found
 
 

@@ -166,3 +166,27 @@ def test_samples_scenario_reads_the_shipped_sets():
     assert len(sets["one-class-100"]["classes"]) == 1 and len(sets["mixed-200"]["classes"]) == 10
     with pytest.raises(ValueError, match="no sample set"):
         parse_scenario("samples:nope", "fashion-mini")
+
+
+def test_every_shipped_population_loads():
+    """The shipped assets themselves (names with dots included: random-0.1@0) load, match their forget sets and
+    give a noise floor; the shadows cover the whole pool."""
+    import engine
+    from engine import audit_assets
+    from engine.splits import ForgetSpec, make_split
+
+    data = engine.load_dataset("fashion-mini")
+    recipe = audit_assets.original_recipe("fashion-mini")
+    catalogue = audit_assets.catalogue("fashion-mini")
+    assert {f"class-{c}" for c in range(10)} | {"shadow", "random-0.1@0", "random-0.1@1"} <= set(catalogue)
+    shadows = audit_assets.shadows(data, recipe=recipe)
+    assert shadows.phi.shape == (32, len(data.train_labels)) and 0.4 < shadows.trained_on.mean() < 0.45
+    for name, meta in catalogue.items():
+        if meta["kind"] != "retrain":
+            continue
+        spec = ForgetSpec.from_dict(meta["forget"])
+        population = audit_assets.retrains(data, spec, recipe=recipe)
+        forget = make_split(data, spec).forget
+        assert population is not None and population.manifest["shipped"] == name
+        assert np.isfinite(population.phi[:, forget]).all() and not population.trained_on[:, forget].any()
+        assert engine.noise_floor_for("fashion-mini", spec)["retrains"] == 8

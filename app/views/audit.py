@@ -96,6 +96,14 @@ if lira:
         sentence += (f"; forgetting quality **{quality:.2f}** over {deep['runs']} runs vs {deep['population_size']} "
                      f"Retrains" + (f" (a perfect unlearner scores about {ceiling:.2f} at this N)" if ceiling else ""))
     st.markdown(sentence + ".")
+    if "retrain_phi" in arrays:
+        mine, theirs = float(np.median(arrays["phi"])), float(np.median(arrays["retrain_phi"]))
+        to_p = lambda phi: 100.0 / (1.0 + np.exp(-phi))                       # noqa: E731 — φ → p(true label) %
+        st.markdown(f"Confidence in the true label, median over the forget images: **{to_p(mine):.2g} %** under this "
+                    f"run, **{to_p(theirs):.2g} %** under the Retrains"
+                    + (f" — both far below what it takes to be predicted, so UA ({run['metrics']['UA']:.1f}) cannot "
+                       "see the difference; the per-image test can." if abs(mine - theirs) > 2
+                       and run["metrics"].get("UA", 0) > 95 else "."))
     other = figures.get("lira") if headline == "offline" else figures.get("offline")
     if other:
         st.caption(f"The other test, against {other['against']}: AUC {other['auc']:.2f}."
