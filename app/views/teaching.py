@@ -129,6 +129,21 @@ elif step == 7:
                 "guessing — which is what exact unlearning gives.")
     st.plotly_chart(charts.roc_curves({m: (privacy.fpr, privacy.tpr[i, 0, s], float(privacy.auc[i, 0, s]))
                                        for i, m in enumerate(privacy.models)}), key="tour-roc")
+    audit = pipeline.load_audit(run)
+    if audit is not None and audit[0].get("offline"):
+        figures = audit[0]
+        deep = figures.get("deep") or {}
+        auc = figures["offline"]["auc"]
+        text = ("**Per image it is another story.** " if auc > 0.8 else "**Per image, too:** ") + (
+                f"against {figures['offline']['against']}, an attacker who compares each image's confidence scores "
+                f"AUC **{auc:.2f}**")
+        if deep.get("forgetting_quality") is not None:
+            ceiling = (deep.get("forgetting_quality_ceiling") or {}).get("sigma1.0")
+            text += (f", and the NeurIPS 2023 challenge's forgetting quality over {deep['runs']} runs is "
+                     f"**{deep['forgetting_quality']:.2f}**" + (f" (a perfect unlearner: about {ceiling:.2f})" if ceiling else ""))
+        st.markdown(text + (": the averages match Retrain, single images do not." if auc > 0.8 else
+                            ": single images look like Retrain's as well.") + " The per-example audit shows each one.")
+        st.page_link("views/audit.py", label="Per-example audit", icon=":material/person_search:")
 elif step == 8:
     gap = run.get("avg_gap")
     verdict = ("close to exact unlearning" if gap is not None and gap < 3 else
