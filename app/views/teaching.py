@@ -135,8 +135,8 @@ elif step == 7:
         deep = figures.get("deep") or {}
         auc = figures["offline"]["auc"]
         text = ("**Per image it is another story.** " if auc > 0.8 else "**Per image, too:** ") + (
-                f"against {figures['offline']['against']}, an attacker who compares each image's confidence scores "
-                f"AUC **{auc:.2f}**")
+                f"An attacker who compares each image's confidence with {figures['offline']['against'].split(' (')[0]} "
+                f"scores AUC **{auc:.2f}**")
         if deep.get("forgetting_quality") is not None:
             ceiling = (deep.get("forgetting_quality_ceiling") or {}).get("sigma1.0")
             text += (f", and the NeurIPS 2023 challenge's forgetting quality over {deep['runs']} runs is "
