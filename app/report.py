@@ -140,6 +140,10 @@ def comparison_html(comparison, class_names) -> str:
                    f"<code>{html.escape(json.dumps(r.record.get('config'), default=str))}</code></li>"
                    for r in comparison.runs)
     note = f"<p><i>{html.escape(comparison.map_note)}</i></p>" if comparison.map_note else ""
+    floor = pipeline.noise_floor(comparison.runs[0].record) if comparison.runs else None
+    if floor is not None:
+        note += (f"<p><small>Retrain noise floor of this forget set: Avg. Gap {floor['mean']:.2f} ± {floor['std']:.2f} "
+                 f"between {floor['retrains']} Retrains that differ only in seed.</small></p>")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Unlearning Lab · side by side · {html.escape(comparison.spec_text)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;color:#212529}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #dee2e6;padding:4px 10px;text-align:right}}
