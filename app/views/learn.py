@@ -55,7 +55,11 @@ with st.expander("How a run is judged (the four numbers)"):
         "- **MIA-Efficacy** — share of forget samples a membership-inference attack labels “not seen in "
         "training”. *Higher = more forgotten.*\n"
         "- **Avg. Gap** — mean distance to Retrain over those four. *Lower = closer to exact unlearning.* "
-        "Forgetting “more” than Retrain is not better: Retrain is the target.")
+        "Forgetting “more” than Retrain is not better: Retrain is the target. Two Retrains with different seeds "
+        "are not at gap 0 either: the **noise floor** (shown beside every gap) is how far apart they are.\n"
+        "- **Per image** — averages can match Retrain while single images do not: the *Per-example audit* asks, "
+        "image by image, whether an attacker with models of its own can still tell (LiRA; the NeurIPS 2023 "
+        "challenge's forgetting quality).")
 
 st.divider()
 go = st.columns(3)
