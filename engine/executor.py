@@ -135,7 +135,12 @@ class InlineExecutor:
         for job in jobs:
             if should_stop is not None and should_stop():
                 raise RunCancelled("cancelled")
-            result = JobResult(job, **_execute(job.function, job.args, job.cpus))
+            # the running job sees the stop check too (a job function taking ``should_stop`` ends at its next
+            # batch), so a Cancel does not wait for the current job to finish
+            outcome = _execute(job.function, job.args, job.cpus, None, should_stop)
+            if outcome["error_type"] == "RunCancelled":
+                raise RunCancelled("cancelled")
+            result = JobResult(job, **outcome)
             tracker.finished(result)
             yield result
 

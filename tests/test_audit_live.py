@@ -190,3 +190,23 @@ def test_every_shipped_population_loads():
         assert population is not None and population.manifest["shipped"] == name
         assert np.isfinite(population.phi[:, forget]).all() and not population.trained_on[:, forget].any()
         assert engine.noise_floor_for("fashion-mini", spec)["retrains"] == 8
+
+
+def test_a_cancel_stops_a_population_member_mid_training(tiny, tmp_path):
+    """Cancel reaches the member being trained (the inline executor hands it the stop check): the build raises
+    RunCancelled at once and writes no member."""
+    from engine.executor import InlineExecutor
+    from engine.population import build_population
+    from engine.progress import RunCancelled
+
+    _, npz, _, _ = tiny
+    calls = []
+
+    def stop():
+        calls.append(1)
+        return len(calls) > 3          # let the build start the first member, then stop it mid-training
+
+    with pytest.raises(RunCancelled):
+        build_population(InlineExecutor(), dataset=str(npz), kind="retrain", count=2, out=tmp_path / "pop",
+                         forget={"classes": [1]}, epochs=EPOCHS, device="cpu", should_stop=stop)
+    assert not list((tmp_path / "pop").glob("member-*.safetensors"))
