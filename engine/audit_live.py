@@ -225,6 +225,10 @@ def deep_audit(run_dir: Path, *, request, dataset_ref: dict, runs_root: Path, ru
             raise RuntimeError(f"{len(manifest['failures'])} Retrains of the population failed: "
                                f"{manifest['failures'][0]['error'].splitlines()[0]}")
         retrains = retrain_population(dataset, spec, runs_root=runs_root, split_seed=split_seed, recipe=recipe)
+        # φ is cached beside the members now (phi.npz + their records): the weights (≈ 0.75 MB each) are not needed
+        # again — drop them so the app's disk budget holds runs, not populations
+        for member in folder.glob("member-*.safetensors"):
+            member.unlink()
     own = load_checkpoint(Path(run_dir) / MODEL_NAME, device=device)[0]
     # the quick part again (seconds): a population built just now brings the offline test and the noise floor,
     # and a run from before the audit existed gets its quick part at all

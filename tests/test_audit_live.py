@@ -210,3 +210,35 @@ def test_a_cancel_stops_a_population_member_mid_training(tiny, tmp_path):
         build_population(InlineExecutor(), dataset=str(npz), kind="retrain", count=2, out=tmp_path / "pop",
                          forget={"classes": [1]}, epochs=EPOCHS, device="cpu", should_stop=stop)
     assert not list((tmp_path / "pop").glob("member-*.safetensors"))
+
+
+def test_deep_audit_builds_a_missing_population_and_keeps_its_scores_only(tiny, tmp_path, monkeypatch):
+    from engine import audit_assets, audit_live
+    from engine.checkpoints import load_checkpoint, read_sidecar
+    from engine.evaluation import evaluate
+    from engine.methods import make_config
+    from engine.splits import ForgetSpec, make_split
+    from engine.workflow import RunRequest
+    import shutil
+
+    data, npz, original, root = tiny
+    monkeypatch.setattr(audit_assets, "ROOT", root)
+    own = read_sidecar(original)["recipe"]
+    spec = ForgetSpec(classes=(2,))                       # no population shipped for class 2
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    shutil.copy(original, run_dir / "model.safetensors")
+    shutil.copy(original.with_suffix(".json"), run_dir / "model.json")
+    model = load_checkpoint(original, device=torch.device("cpu"))[0]
+    scores = evaluate(model, data, make_split(data, spec), device=torch.device("cpu")).scores()
+    request = RunRequest(method="ft", config=make_config("ft", forget_kind="class", epochs=1), forget=spec, seed=0,
+                         dataset=str(npz), original=str(original))
+    figures = audit_live.deep_audit(run_dir, request=request, dataset_ref={"npz": str(npz)}, runs_root=tmp_path,
+                                    run_scores=scores, device=torch.device("cpu"), runs=3, population_size=3,
+                                    recipe=own)
+    folder = audit_live.population_folder(tmp_path, data.name, spec)
+    assert figures["deep"]["population_size"] == 3 and figures["population"]["size"] == 3
+    assert (folder / "phi.npz").is_file() and not list(folder.glob("*.safetensors"))   # scores kept, weights not
+    again = audit_live.retrain_population(data, spec, runs_root=tmp_path, recipe=own)
+    assert again is not None and again.phi.shape[0] == 3                     # read from the cache alone
+    assert audit_live.noise_floor_for(data.name, spec, runs_root=tmp_path, original=str(original))["retrains"] == 3
