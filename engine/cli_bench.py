@@ -349,13 +349,22 @@ def audit_rows(dataset, specs, rows, split_seed: int, checkpoint) -> list[dict]:
             if shadows is not None:
                 entry["shadows"] = len(shadows.metrics)
             if retrains is not None and len(members) >= 3:
-                quality = forgetting_quality(
-                    phi, retrains.phi[:, forget],
-                    retain_accuracy=([r["RA"] for r in members], [m["RA"] for m in retrains.metrics]),
-                    test_accuracy=([r["TA"] for r in members], [m["TA"] for m in retrains.metrics]))
+                def quality_of(keep):
+                    return forgetting_quality(
+                        phi[keep], retrains.phi[:, forget],
+                        retain_accuracy=([members[i]["RA"] for i in keep], [m["RA"] for m in retrains.metrics]),
+                        test_accuracy=([members[i]["TA"] for i in keep], [m["TA"] for m in retrains.metrics]))
+
+                everyone = list(range(len(members)))
+                quality = quality_of(everyone)
                 entry.update(forgetting_quality=quality.score, forget_score=quality.forget_score,
                              retrains=len(retrains.metrics), resolution_runs=quality.num_runs,
                              ceiling=resolution_ceiling(quality.num_runs))
+                if len(members) >= 4:
+                    # its spread over seeds: the jackknife (leave one seed out, N − 1 runs each) standard error
+                    partial = np.array([quality_of([i for i in everyone if i != k]).score for k in everyone])
+                    n = len(partial)
+                    entry["forgetting_quality_std"] = float(np.sqrt((n - 1) / n * np.sum((partial - partial.mean()) ** 2)))
             out.append(entry)
     return out
 
@@ -364,13 +373,16 @@ def audit_table(audit: list[dict]) -> str:
     from engine.methods import METHODS
 
     lines = ["Per-example audit (docs/audit.md): forgetting quality of the seeds' models against the forget set's "
-             "Retrain population (N = min(seeds, Retrains); a perfect unlearner's ceiling at that N beside it), "
+             "Retrain population (N = min(seeds, Retrains); ± its jackknife standard error over the seeds; a perfect "
+             "unlearner's ceiling at that N beside it), "
              "LiRA per seed (mean ± std): against the shadow models, or for whole classes against the set's Retrains "
              "(a shadow that left an image out still learned its class).", "",
              "| scenario | forget set | method | forgetting quality ↑ | ceiling (σ = 1) | LiRA AUC (0.5 = chance) | "
              "TPR @ 1 % FPR | runs |", "|---|---|---|---|---|---|---|---|"]
     for e in audit:
         quality = f"{e['forgetting_quality']:.3f}" if e.get("forgetting_quality") is not None else "—"
+        if e.get("forgetting_quality_std") is not None:
+            quality += f" ± {e['forgetting_quality_std']:.3f}"
         ceiling = f"{e['ceiling']['sigma1.0']:.3f}" if e.get("ceiling") else "—"
         lira = f"{e['lira_auc']:.3f} ± {e['lira_auc_std']:.3f}" if "lira_auc" in e else "—"
         tpr = f"{e['lira_tpr_1pct']:.3f} ± {e['lira_tpr_1pct_std']:.3f}" if "lira_tpr_1pct" in e else "—"

@@ -143,12 +143,13 @@ def test_bench_audit_columns_and_noise_floor(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(audit_assets, "ROOT", root)
     out = tmp_path / "bench"
     assert main(["bench", "--dataset", str(npz), "--checkpoint", str(original), "--methods", "ft",
-                 "--scenarios", "class:1", "--seeds", "0", "1", "2", "--set", "ft.epochs=1", "--audit",
+                 "--scenarios", "class:1", "--seeds", "0", "1", "2", "3", "--set", "ft.epochs=1", "--audit",
                  "--device", "cpu", "--out", str(out)]) == 0
     payload = json.loads((tmp_path / "bench.json").read_text())
     [entry] = payload["audit"]
-    assert entry["method"] == "ft" and entry["runs"] == 3 and entry["retrains"] == 4 and entry["shadows"] == 6
+    assert entry["method"] == "ft" and entry["runs"] == 4 and entry["retrains"] == 4 and entry["shadows"] == 6
     assert entry["forgetting_quality"] is not None and 0.0 <= entry["lira_auc"] <= 1.0
+    assert entry["forgetting_quality_std"] >= 0.0 and entry["lira_against"] == "retrain population (offline)"
     assert payload["noise_floors"]["class:1"]["retrains"] == 4
     assert all("phi" not in row for row in payload["rows"])          # per-example scores stay in the cells log
     markdown = (tmp_path / "bench.md").read_text()
