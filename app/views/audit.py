@@ -164,5 +164,8 @@ if lira:
     a.image(resources.image_data_urls((ids[rank],), scale=4)[0], caption=f"training image {ids[rank]}")
     b.plotly_chart(charts.example_populations(groups, float(arrays["phi"][k]), "this run"), key="example")
     st.caption("Each tick is one model's confidence φ on this image; curves are the fitted normals the attack uses. "
-               "The dashed line is this run's model. Near the blue (never trained) group: forgotten; near the red "
-               "(trained) group: the image still leaves a trace.")
+               "The dashed line is this run's model. "
+               + ("For a whole class the target is the green group (Retrains of this forget set): the shadows, blue "
+                  "and red, all learned the class." if headline == "offline" else
+                  "Near the blue group (models that never trained on it): forgotten; near the red (trained on it): "
+                  "the image still leaves a trace."))
