@@ -137,9 +137,7 @@ def quick_audit(unlearned, dataset, split, *, device, run_scores: dict, runs_roo
 
 
 def _lira_figures(lira, *, against: str) -> dict:
-    def plain(value):
-        value = float(value)
-        return value if np.isfinite(value) else None
+    from engine.audit_run import _nan_to_none as plain
 
     return {"auc": plain(lira.auc), "tpr_at_1pct_fpr": plain(lira.roc.tpr_at_1pct_fpr),
             "tpr_at_01pct_fpr": plain(lira.tpr_at_01pct_fpr), "positive_trials": lira.num_positive,

@@ -304,9 +304,12 @@ def noise_floors(dataset, specs, split_seed: int, checkpoint) -> dict:
     from engine.audit import noise_floor
     from engine.metrics import GAP_KEYS
 
-    per_scenario: dict[str, list] = {}
+    from engine import audit_assets
+    from engine.audit_live import recipe_of
+
+    recipe, per_scenario = recipe_of(dataset.name, checkpoint), {}
     for scenario, spec in specs:
-        retrains, _ = _populations(dataset, spec, split_seed, checkpoint)
+        retrains = audit_assets.retrains(dataset, spec, split_seed=split_seed, recipe=recipe)   # no shadows needed
         if retrains is not None:
             floor = noise_floor([{k: float(m[k]) for k in GAP_KEYS} for m in retrains.metrics])
             per_scenario.setdefault(scenario, []).append(floor)

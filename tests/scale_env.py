@@ -8,24 +8,31 @@ from pathlib import Path
 import numpy as np
 
 
-def make_tiny_assets(folder: Path) -> tuple[Path, Path]:
-    """(dataset .npz, original checkpoint) for a 4-class 12×12 synthetic dataset, made in seconds."""
+def tiny_dataset(name: str = "tiny", seed: int = 0):
+    """A 4-class 12×12 synthetic dataset (200 training images, 40 of them validation; 40 test): noise plus a class
+    offset, so a small CNN learns it in seconds."""
+    from engine.data import from_arrays
+
+    rng = np.random.default_rng(seed)
+    labels = np.arange(240) % 4
+    images = (rng.integers(0, 120, (240, 12, 12)) + labels[:, None, None] * 40).astype(np.uint8)
+    return from_arrays(name, ("a", "b", "c", "d"), images[:200], labels[:200], images[200:], labels[200:],
+                       hflip=True, validation_size=40, source="synthetic")
+
+
+def make_tiny_assets(folder: Path, *, name: str = "tiny", seed: int = 0, epochs: int = 2) -> tuple[Path, Path]:
+    """(dataset .npz, original checkpoint) of `tiny_dataset`, the original trained ``epochs`` epochs, in seconds."""
     import dataclasses
 
     import torch
 
-    from engine.data import from_arrays
     from engine.executor import save_dataset_npz
     from engine.references import train_and_save
     from engine.training import RECIPES
 
-    rng = np.random.default_rng(0)
-    labels = np.arange(240) % 4
-    images = (rng.integers(0, 120, (240, 12, 12)) + labels[:, None, None] * 40).astype(np.uint8)
-    dataset = from_arrays("tiny", ("a", "b", "c", "d"), images[:200], labels[:200], images[200:], labels[200:],
-                          hflip=True, validation_size=40, source="synthetic")
+    dataset = tiny_dataset(name, seed)
     npz = save_dataset_npz(dataset, folder / "tiny.npz")
-    recipe = dataclasses.replace(RECIPES["small-cnn"], epochs=2)
+    recipe = dataclasses.replace(RECIPES["small-cnn"], epochs=epochs)
     path, _ = train_and_save(dataset, folder / "original.safetensors", recipe=recipe, device=torch.device("cpu"))
     return npz, path
 

@@ -2,14 +2,12 @@
 independent Retrain), the LiRA-only fallback, the φ cache and refusals of a population of another forget set."""
 from __future__ import annotations
 
-import dataclasses
 import json
 
-import numpy as np
 import pytest
-import torch
 
 from engine.cli import main
+from tests.scale_env import make_tiny_assets
 
 EPOCHS = "12"   # enough for the tiny original to fit its training images, so membership shows
 
@@ -17,20 +15,8 @@ EPOCHS = "12"   # enough for the tiny original to fit its training images, so me
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     """(dataset .npz, original checkpoint, Retrain population of class 1 with 4 members)."""
-    from engine.data import from_arrays
-    from engine.executor import save_dataset_npz
-    from engine.references import train_and_save
-    from engine.training import RECIPES
-
     folder = tmp_path_factory.mktemp("audit-assets")
-    rng = np.random.default_rng(0)
-    labels = np.arange(240) % 4
-    images = (rng.integers(0, 120, (240, 12, 12)) + labels[:, None, None] * 40).astype(np.uint8)
-    dataset = from_arrays("tiny", ("a", "b", "c", "d"), images[:200], labels[:200], images[200:], labels[200:],
-                          hflip=True, validation_size=40, source="synthetic")
-    npz = save_dataset_npz(dataset, folder / "tiny.npz")
-    recipe = dataclasses.replace(RECIPES["small-cnn"], epochs=int(EPOCHS))
-    original, _ = train_and_save(dataset, folder / "original.safetensors", recipe=recipe, device=torch.device("cpu"))
+    npz, original = make_tiny_assets(folder, epochs=int(EPOCHS))
     population = folder / "pop-1"
     assert main(["population", "--kind", "retrain", "--dataset", str(npz), "--forget-classes", "1", "--count", "4",
                  "--epochs", EPOCHS, "--device", "cpu", "--out", str(population)]) == 0

@@ -3,13 +3,12 @@ tiny dataset: compact assets read back exactly, are used only for their own reci
 orders the original above a Retrain, and the deep audit adds forgetting quality and per-example ε."""
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
 from engine.cli import main
+from tests.scale_env import make_tiny_assets
 
 EPOCHS = 12
 
@@ -18,22 +17,11 @@ EPOCHS = 12
 def tiny(tmp_path_factory):
     """(dataset, npz, original path, assets root) with a shadow population (6) and a Retrain population of class 1
     (4) built by the CLI and compacted by scripts.build_populations, as the shipped ones are."""
-    from engine.data import from_arrays
-    from engine.executor import open_dataset, save_dataset_npz
-    from engine.references import train_and_save
-    from engine.training import RECIPES
+    from engine.executor import open_dataset
     from scripts.build_populations import compact
 
     folder = tmp_path_factory.mktemp("audit-live")
-    rng = np.random.default_rng(1)
-    labels = np.arange(240) % 4
-    images = (rng.integers(0, 120, (240, 12, 12)) + labels[:, None, None] * 40).astype(np.uint8)
-    dataset = from_arrays("tiny-live", ("a", "b", "c", "d"), images[:200], labels[:200], images[200:], labels[200:],
-                          hflip=True, validation_size=40, source="synthetic")
-    npz = save_dataset_npz(dataset, folder / "tiny.npz")
-    recipe = dataclasses.replace(RECIPES["small-cnn"], epochs=EPOCHS)
-    original = folder / "original.safetensors"
-    train_and_save(dataset, original, recipe=recipe, device=torch.device("cpu"))
+    npz, original = make_tiny_assets(folder, name="tiny-live", seed=1, epochs=EPOCHS)
     data = open_dataset({"npz": str(npz)})
     root = folder / "assets"
     (root / data.name).mkdir(parents=True)
