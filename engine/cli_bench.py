@@ -28,7 +28,8 @@ BENCH_CACHE = Path("runs/bench-cache")
 
 
 def parse_scenario(text: str, dataset_name: str = "fashion-mini"):
-    """``class:3`` / ``class:1,3,6`` → one ForgetSpec per class; ``random:0.1`` → a random 10 % spec drawn with
+    """``class:3`` / ``class:1,3,6`` → one ForgetSpec per class; ``class:0+2+6`` → one ForgetSpec forgetting those
+    classes together (``class:0+6,2+4`` → two such sets); ``random:0.1`` → a random 10 % spec drawn with
     forget seed 0, ``random:0.1@2`` → the same with forget seed 2 (another random forget set);
     ``samples:mixed-200`` → the shipped hand-picked set of that name (`engine.sample_sets`)."""
     from engine.splits import ForgetSpec
@@ -36,7 +37,7 @@ def parse_scenario(text: str, dataset_name: str = "fashion-mini"):
     kind, _, value = text.partition(":")
     try:
         if kind == "class":
-            return [ForgetSpec(classes=(int(c),)) for c in value.split(",")]
+            return [ForgetSpec(classes=tuple(int(c) for c in group.split("+"))) for group in value.split(",")]
         if kind == "random":
             fraction, _, forget_seed = value.partition("@")
             return [ForgetSpec(fraction=float(fraction), seed=int(forget_seed or 0))]
@@ -46,7 +47,7 @@ def parse_scenario(text: str, dataset_name: str = "fashion-mini"):
             return [ForgetSpec(sample_ids=sample_sets.ids_of(dataset_name, name)) for name in value.split(",")]
     except ValueError as error:
         raise ValueError(f"bad scenario {text!r}: {error}") from None
-    raise ValueError(f"bad scenario {text!r}: use class:C[,C...], random:FRACTION[@FORGET_SEED] or "
+    raise ValueError(f"bad scenario {text!r}: use class:C[,C...] (C+C+... forgets classes together), random:FRACTION[@FORGET_SEED] or "
                      "samples:NAME[,NAME...] (a shipped hand-picked set, engine/sample_sets.py)")
 
 
@@ -144,7 +145,8 @@ def bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--methods", nargs="+", default=[m for m in METHODS if m != "retrain"], choices=list(METHODS),
                         help="methods to run (Retrain's row always comes from the references)")
     parser.add_argument("--scenarios", nargs="+", default=["class:1,3,6", "random:0.1"],
-                        help="class:C[,C...] (one scenario, several classes), random:FRACTION[@FORGET_SEED] or "
+                        help="class:C[,C...] (one scenario, several classes; C+C+... one set of classes forgotten "
+                             "together), random:FRACTION[@FORGET_SEED] or "
                              "samples:NAME[,NAME...] (shipped hand-picked sets: one-class-100, mixed-200)")
     parser.add_argument("--seeds", type=seed_number, nargs="+", default=[0, 1, 2])
     parser.add_argument("--paired", action="store_true",

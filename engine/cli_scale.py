@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -70,6 +71,8 @@ def tune_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parallel", type=integer(1, 1024), help="trials in flight at once (default 1 inline, #CPUs on ray)")
     add_output(parser, "--report", "file", help="write the trials table (Markdown) here")
     parser.add_argument("--apply", action="store_true", help="record the chosen point as the method's defaults")
+    parser.add_argument("--enqueue", type=json.loads, action="append", default=[], metavar="JSON",
+                        help="a point ({field: value}) to try early in a new study (after the current default)")
     add_output(parser, "--json", "file", help="write the chosen point and its figures here")
     add_executor_arguments(parser)
 
@@ -91,7 +94,7 @@ def run_tune(args: argparse.Namespace) -> int:
                           study_name=args.study, seed=args.sampler_seed, dataset=args.dataset,
                           data_root=args.data_root, checkpoint=None if args.checkpoint is None else
                           str(args.checkpoint.resolve()), device=args.device, parallel=parallel, cpus=cpus,
-                          on_progress=progress)
+                          on_progress=progress, enqueue=tuple(args.enqueue))
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished trials are kept in {args.storage}; rerun to resume", file=sys.stderr)
         return 130

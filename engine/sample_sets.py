@@ -28,7 +28,8 @@ RULES = {
 
 def draw(name: str, pool: np.ndarray, labels: np.ndarray, predictions: np.ndarray, seed: int) -> list[int]:
     """The ids of sample set ``name`` drawn from training-pool ids ``pool`` (labels and the original's predictions
-    are indexed by pool id), seeded: wrong ones first up to the rule's share, right ones for the rest."""
+    are indexed by pool id), seeded: wrong ones first up to the rule's share, right ones for the rest (a class
+    short of either kind gives what it has)."""
     rule = RULES[name]
     rng = np.random.default_rng(seed)
     classes = np.unique(labels[pool])
@@ -39,8 +40,9 @@ def draw(name: str, pool: np.ndarray, labels: np.ndarray, predictions: np.ndarra
         wrong = members[predictions[members] != c]
         right = members[predictions[members] == c]
         n_wrong = min(len(wrong), int(round(rule["per_class"] * rule["wrong_share"])))
-        picked = list(rng.choice(wrong, n_wrong, replace=False)) + \
-            list(rng.choice(right, rule["per_class"] - n_wrong, replace=False))
+        n_right = min(len(right), rule["per_class"] - n_wrong)
+        n_wrong = min(len(wrong), rule["per_class"] - n_right)   # too few right ones: more wrong ones (small data)
+        picked = list(rng.choice(wrong, n_wrong, replace=False)) + list(rng.choice(right, n_right, replace=False))
         ids += [int(i) for i in picked]
     return sorted(ids)
 

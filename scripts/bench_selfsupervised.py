@@ -7,9 +7,10 @@
    linear probe fitted on its frozen features of D (`engine.selfsupervised`).
 2. Per scenario, the exact answer in this setting — Retrain: SimCLR again from scratch on D_r (same epochs,
    same seed) and a probe fitted on D_r.
-3. WSS-CL (its defaults for the setting) and SalUn (the strongest saliency baseline) on the SimCLR model, with
-   Avg. Gap to that Retrain; the unlearned model is evaluated exactly like the supervised bench
-   (`engine.evaluate`: UA, RA, TA, MIA-Efficacy).
+3. WSS-CL and SalUn (the strongest saliency baseline) on the SimCLR model, with Avg. Gap to that Retrain; the
+   unlearned model is evaluated exactly like the supervised bench (`engine.evaluate`: UA, RA, TA, MIA-Efficacy).
+   ``METHOD:ssl`` runs a method with its config's ``SELF_SUPERVISED`` changes on top of its defaults for the forget
+   setting (WSS-CL: the repair refits the probe only); a plain name runs the supervised defaults.
 Writes docs/selfsupervised.md and docs/selfsupervised.json; trained encoders are cached in runs/ssl/.
 """
 from __future__ import annotations
@@ -56,7 +57,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=15, help="SimCLR epochs (original and Retrain alike)")
     parser.add_argument("--scenarios", nargs="+", default=["class:3", "random:0.1"])
-    parser.add_argument("--methods", nargs="+", default=["wsscl", "salun"])
+    parser.add_argument("--methods", nargs="+", default=["wsscl:ssl", "wsscl", "salun"],
+                        help="METHOD (supervised defaults) or METHOD:ssl (with its SELF_SUPERVISED changes)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default="docs/selfsupervised")
@@ -81,14 +83,21 @@ def main() -> None:
             before = evaluate(original, dataset, split, device=device).scores()
             rows.append({"scenario": scenario, "method": "original (no unlearning)", "seed": 0, **before,
                          "avg_gap": avg_gap(before, reference), "seconds": 0.0})
-            for method in args.methods:
+            for entry in args.methods:
+                method, _, variant = entry.partition(":")
+                info = METHODS[method]
+                changes = info.config_class.SELF_SUPERVISED if variant == "ssl" else {}
+                label = info.label + (f" — SSL setting ({', '.join(f'{k}={v}' for k, v in changes.items())})"
+                                      if variant == "ssl" else " — supervised defaults" if
+                                      info.config_class.SELF_SUPERVISED else "")
                 for seed in args.seeds:
-                    config = make_config(method, forget_kind=spec.kind)
-                    result = METHODS[method].unlearn(original, dataset, split, config, device=device, seed=seed)
+                    config = make_config(method, forget_kind=spec.kind, **changes)
+                    result = info.unlearn(original, dataset, split, config, device=device, seed=seed)
                     scores = evaluate(result.model, dataset, split, device=device).scores()
-                    rows.append({"scenario": scenario, "method": METHODS[method].label, "seed": seed, **scores,
-                                 "avg_gap": avg_gap(scores, reference), "seconds": result.seconds})
-                    print(f"{scenario} {method} seed {seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
+                    rows.append({"scenario": scenario, "method": label, "seed": seed, **scores,
+                                 "avg_gap": avg_gap(scores, reference), "seconds": result.seconds,
+                                 "config": config.to_dict()})
+                    print(f"{scenario} {entry} seed {seed}: " + ", ".join(f"{k} {v:.2f}" for k, v in scores.items())
                           + f", gap {rows[-1]['avg_gap']:.2f}, {result.seconds:.1f} s", flush=True)
 
     command = "python -m scripts.bench_selfsupervised " + " ".join(sys.argv[1:])

@@ -31,11 +31,9 @@ BEGIN, END = "<!-- optuna:begin -->", "<!-- optuna:end -->"
 
 
 def default_point(method: str, setting: str) -> dict:
-    from engine.methods import make_config
-    from engine.tuning import SPACES
+    from engine.tuning import current_point
 
-    config = make_config(method, forget_kind=setting if setting == "class" else None)
-    return {name: getattr(config, name) for name in SPACES[method]}
+    return current_point(method, setting)
 
 
 def grid_figures(method: str, setting: str, doc: Path) -> dict:
@@ -77,12 +75,13 @@ def one_study(method: str, setting: str, trials: int, storage: str) -> dict:
         if trial.datetime_start and trial.datetime_complete:
             elapsed += (trial.datetime_complete - trial.datetime_start).total_seconds()
         good = trial.value is not None and trial.state.name == "COMPLETE" and (
-            setting != "class" or trial.user_attrs.get("forgets"))
+            setting not in ("class", "classes") or trial.user_attrs.get("forgets"))
         if matched is None and good and trial.value <= baseline["score"]:
             matched = {"trial": trial.number, "seconds": round(elapsed, 1)}
     trial_seconds = round(elapsed, 1)
     gain = baseline["score"] - best.value if best is not None else 0.0
-    adopt = bool(best is not None and gain > ADOPT_MARGIN and (setting != "class" or best.user_attrs.get("forgets")))
+    adopt = bool(best is not None and gain > ADOPT_MARGIN
+                 and (setting not in ("class", "classes") or best.user_attrs.get("forgets")))
     return {"method": method, "setting": setting, "default": point, "default_score": baseline["score"],
             "default_forgets": baseline["forgets"], "default_cells": baseline["cells"],
             "default_seconds": round(baseline_s, 1),

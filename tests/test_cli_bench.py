@@ -77,6 +77,7 @@ def test_bench_reports_a_failed_cell_and_keeps_the_others(bench, tmp_path, monke
 
 def test_parse_scenario_and_overrides():
     assert cli_bench.parse_scenario("class:1,3") == [ForgetSpec(classes=(1,)), ForgetSpec(classes=(3,))]
+    assert cli_bench.parse_scenario("class:0+2+6,1+8") == [ForgetSpec(classes=(0, 2, 6)), ForgetSpec(classes=(1, 8))]
     assert cli_bench.parse_scenario("random:0.1")[0].fraction == 0.1
     assert cli_bench.parse_scenario("random:0.1")[0].seed == 0
     other = cli_bench.parse_scenario("random:0.1@2")[0]

@@ -73,7 +73,7 @@ def test_positive_view_keeps_shape_and_is_seeded():
 def test_pseudo_labels_are_distributions_and_the_others_kinds_drop_the_label():
     torch.manual_seed(0)
     labels, teacher = torch.tensor([0, 2, 2]), torch.randn(3, 4) * 5
-    for kind in ("uniform", "batch_mean", "uniform_others", "teacher_others", "batch_mean_others"):
+    for kind in ("uniform", "batch_mean", "uniform_others", "teacher_others", "batch_mean_others", "uniform_retained"):
         q = pseudo_label(kind, labels, 4, teacher, mix=0.5)
         assert torch.allclose(q.sum(-1), torch.ones(q.shape[:-1])), kind
         assert (q >= 0).all(), kind
@@ -86,3 +86,14 @@ def test_pseudo_labels_are_distributions_and_the_others_kinds_drop_the_label():
     assert torch.allclose(pseudo_label("batch_mean_others", labels, 4, teacher), nearest.mean(0))
     with pytest.raises(ValueError, match="original model"):
         pseudo_label("teacher_others", labels, 4)
+
+
+def test_uniform_retained_leaves_every_forgotten_class_out():
+    """Several classes forgotten: q spreads over the kept classes only; one class (or none): uniform_others."""
+    labels = torch.tensor([0, 2])
+    q = pseudo_label("uniform_retained", labels, 5, forgotten=(0, 2))
+    assert torch.allclose(q, torch.tensor([[0.0, 1 / 3, 0.0, 1 / 3, 1 / 3]] * 2))
+    assert torch.equal(pseudo_label("uniform_retained", labels, 5, forgotten=()),
+                       pseudo_label("uniform_others", labels, 5))
+    assert torch.equal(pseudo_label("uniform_retained", torch.tensor([1, 1]), 5, forgotten=(1,)),
+                       pseudo_label("uniform_others", torch.tensor([1, 1]), 5))

@@ -109,6 +109,25 @@ def test_run_unlearning_builds_a_record(tiny):
     assert {"UA", "RA", "TA", "MIA"} <= set(record["metrics"]) and record["versions"]["torch"]
 
 
+def test_wsscl_ablation_switches_skip_their_stage(tiny):
+    """The ablation options switch a stage off exactly: no stage 1 and no stage-2 forget rounds and a head-only
+    repair move only the head; no repair (retain_lr 0) leaves no retain step in the history."""
+    dataset, split, model = tiny
+    before = state_of(model)
+    only_head = METHODS["wsscl"].unlearn(model, dataset, split, make_config(
+        "wsscl", epochs=1, stage1_lr=0.0, contrastive_weight=0.0, stage2_kl=0.0, repair_scope="head",
+        guidance="none"), device=CPU, seed=0)
+    after = state_of(only_head.model)
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith("head.") for k in moved), moved   # batch-norm statistics untouched too
+    assert {h["stage"] for h in only_head.history} == {"stage 2 · retain (CE)"}
+    no_repair = METHODS["wsscl"].unlearn(model, dataset, split, make_config("wsscl", epochs=1, retain_lr=0.0,
+                                                                             stage2_kl=1.0), device=CPU, seed=0)
+    stages = {h["stage"] for h in no_repair.history}
+    assert stages == {"stage 1 · forget (KL)", "stage 2 · forget (contrastive)"}
+    assert any("kl" in h["losses"] for h in no_repair.history if h["stage"].startswith("stage 2"))
+
+
 def test_self_supervised_encoder_probe_and_wsscl(tiny):
     """SimCLR without labels + a linear probe gives a model every method accepts (the paper's SSL setting)."""
     from engine.selfsupervised import fit_linear_probe, nt_xent, train_simclr

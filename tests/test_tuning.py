@@ -93,3 +93,49 @@ def test_tune_command(assets, tmp_path, capsys):
     assert payload["trials"] == 2 and set(payload["params"]) == {"lr", "epochs"}
     assert "random 10%" in (tmp_path / "t.md").read_text()
     assert main(["tune", "--method", "ft", "--setting", "nope", "--trials", "1"]) == 2   # one error: line
+
+
+def test_settings_spaces_and_the_class_wise_constraint():
+    """Several classes tune the class-wise defaults on more scenarios (with their own space); hand-picked sets are
+    scored against a Retrain; a class-wise cell forgets only if ≤ 1 % of the forgotten classes' validation
+    images are still right."""
+    from engine.tuning import (DEFAULTS_OF, RETRAIN_TARGETS, SCENARIOS, SETTINGS, current_point, forgets_all,
+                               new_defaults, retrain_score, space)
+
+    assert set(SETTINGS) >= {"class", "random", "classes", "samples"}
+    assert all(name in SCENARIOS for names in SETTINGS.values() for name in names)
+    assert "stage2_kl" in space("wsscl", "classes") and "stage2_kl" not in space("wsscl", "class")
+    assert space("ga", "classes") == space("ga", "class")
+    assert set(current_point("wsscl", "classes")) == set(space("wsscl", "classes"))
+    assert DEFAULTS_OF["classes"] == "class" and "samples" in RETRAIN_TARGETS
+    defaults, settings = new_defaults("wsscl", "classes", {"stage2_kl": 0.5})
+    assert settings["class"]["stage2_kl"] == 0.5 and defaults["stage2_kl"] == 0.0   # written to the class-wise set
+    cell = {"UA": 100.0, "MIA": 100.0, "validation_forget_acc": 0.5}
+    assert forgets_all(cell) and not forgets_all({**cell, "validation_forget_acc": 1.5})
+    assert forgets_all({"UA": 99.0, "MIA": 99.5}) and not forgets_all({"UA": 98.9, "MIA": 100.0})
+    same = {"UA": 10.0, "MIA": 20.0, "validation_acc": 90.0, "retain_acc": 95.0}
+    assert retrain_score(same, same) == 0.0
+    assert retrain_score({**same, "UA": 14.0}, same) == 1.0
+
+
+def test_samples_setting_draws_a_hand_picked_set_and_scores_against_a_retrain(assets, tmp_path, monkeypatch):
+    """A samples trial resolves its sample rule on the training pool (never the validation hold-out), trains
+    the scenario's Retrain once (cached on disk) and scores the run's validation proxy against it."""
+    import engine.tuning as tuning
+    from engine.splits import validation_indices
+
+    npz, original = assets
+    monkeypatch.setattr(tuning, "RETRAIN_CACHE", tmp_path / "retrains")
+    monkeypatch.setitem(tuning.SCENARIOS, "tiny samples", {"sample_rule": "mixed-200", "draw_seed": 1})
+    monkeypatch.setitem(tuning.SETTINGS, "samples", ("tiny samples",))
+    data = open_dataset(dataset_ref(str(npz)))
+    from engine.checkpoints import load_checkpoint
+
+    model = load_checkpoint(original, device="cpu")[0]
+    ids = tuning.drawn_ids(data, "mixed-200", 1, model)
+    assert ids and not set(ids) & set(validation_indices(data, 0).tolist())
+    result = tuning.trial_job(dataset_ref(str(npz)), str(original), "wsscl", "samples",
+                              {"stage1_lr": 0.001, "retain_lr": 0.01, "sparsity": 0.5, "forget_batch_norm": "eval",
+                               "pseudo_label": "uniform", "epochs": 1})
+    cell = result["cells"]["tiny samples"]
+    assert cell["score"] >= 0 and len(list((tmp_path / "retrains").glob("*.json"))) == 1

@@ -46,11 +46,14 @@ METHODS: dict[str, MethodInfo] = {
 
 
 def _check_defaults(info: MethodInfo) -> None:
-    """A config's SETTINGS / FAST may only name its own fields: a renamed field fails here, at import."""
+    """A config's SETTINGS / FAST / SELF_SUPERVISED may only name its own fields: a renamed field fails here, at
+    import."""
     known = {f.name for f in config_fields(info.config_class)}
-    named = set(info.config_class.FAST) | {k for values in info.config_class.SETTINGS.values() for k in values}
+    named = set(info.config_class.FAST) | set(info.config_class.SELF_SUPERVISED) | \
+        {k for values in info.config_class.SETTINGS.values() for k in values}
     if named - known:
-        raise TypeError(f"{info.config_class.__name__}: SETTINGS/FAST name {sorted(named - known)}, not fields")
+        raise TypeError(f"{info.config_class.__name__}: SETTINGS/FAST/SELF_SUPERVISED name {sorted(named - known)}, "
+                        "not fields")
 
 
 for _info in METHODS.values():

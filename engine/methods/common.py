@@ -60,11 +60,14 @@ class MethodConfig:
 
     A subclass may set two plain class attributes (not fields), read generically by the registry:
     ``SETTINGS`` — per forget setting ("class" / "random" / "samples"), the defaults that differ from the fields';
-    ``FAST`` — caps for the app's fast mode. Both may name only the config's own fields (checked at import).
+    ``FAST`` — caps for the app's fast mode; ``SELF_SUPERVISED`` — what changes when the original is a
+    self-supervised encoder plus a linear probe (`scripts/bench_selfsupervised.py`). All may name only the
+    config's own fields (checked at import).
     """
 
     SETTINGS = {}
     FAST = {}
+    SELF_SUPERVISED = {}
 
     def __post_init__(self):
         for item in dataclasses.fields(self):

@@ -59,16 +59,19 @@ class WSSCLConfig(MethodConfig):
                                "forgotten label's probability goes to 0, as under Retrain); teacher_others (θ_o's "
                                "own prediction with the label removed and renormalised, per sample: the nearest "
                                "other classes, as a model that never saw the label would answer); "
-                               "batch_mean_others (that, averaged over the batch: an aggregated pseudo-label)",
+                               "batch_mean_others (that, averaged over the batch: an aggregated pseudo-label); "
+                               "uniform_retained (u over the classes that are not forgotten: with several classes "
+                               "forgotten, none of them keeps probability, as under a Retrain that never saw them; "
+                               "= uniform_others for one class or a set of images)",
                                choices=("uniform", "batch_mean", "uniform_others", "teacher_others",
-                                        "batch_mean_others"))
+                                        "batch_mean_others", "uniform_retained"))
     pseudo_mix: float = option(0.5, "batch_mean only: share of θ_o's batch-mean prediction in q (rest uniform)",
                                min=0.0, max=1.0)
     stage1_objective: str = option("minimize", "minimise KL(q‖p) (bounded) or maximise KL(u‖p) (clipped)",
                                    choices=("minimize", "maximize"))
     kl_clip: float = option(5.0, "maximize only: per-sample KL cap", min=0.1, max=50.0)
-    stage1_lr: float = option(0.00242, "SGD learning rate of stage 1 ([K]: 5e-3; tuned, docs/tuning.md)",
-                              min=1e-5, max=1.0)
+    stage1_lr: float = option(0.00242, "SGD learning rate of stage 1 ([K]: 5e-3; tuned, docs/tuning.md; 0 skips "
+                              "stage 1: the ablation)", min=0.0, max=1.0)
     stage1_clip: float = option(0.0, "clip the global gradient norm of stage-1 steps to this (0 = off; measured: "
                                 "a cap keeps stage 1 from collapsing the model but the forgetting does not last)", min=0.0,
                                 max=100.0)
@@ -79,15 +82,24 @@ class WSSCLConfig(MethodConfig):
     temperature: float = option(0.5, "τ: z = representation / τ", min=0.05, max=10.0)
     positives: str = option("augmented", "augmented view as positive, or [K]'s variant without one "
                             "(equal similarity to every retain sample)", choices=("augmented", "none"))
+    stage2_kl: float = option(0.0, "weight of stage 1's KL-to-pseudo-label term added to every contrastive forget "
+                              "round (0 = the paper's contrastive-only rounds)", min=0.0, max=10.0)
+    contrastive_weight: float = option(1.0, "weight of the contrastive loss in the forget rounds (0 = the ablation "
+                                       "without it; the rounds then carry only the KL term, if any)", min=0.0,
+                                       max=10.0)
     forget_lr: float = option(3e-3, "SGD learning rate of the contrastive rounds, cosine-decayed to 1e-6 "
                               "([K]: 3e-4; tuned)", min=1e-6, max=1.0)
-    retain_lr: float = option(0.0474, "SGD learning rate of the retain rounds ([K]: 1e-3 × batch/64; tuned)",
-                              min=1e-6, max=1.0)
+    retain_lr: float = option(0.0474, "SGD learning rate of the retain rounds ([K]: 1e-3 × batch/64; tuned; 0 "
+                              "skips the repair: the ablation)", min=0.0, max=1.0)
     retain_schedule: str = option("cosine", "retain-round learning rate: cosine-decayed to 0 over all retain steps "
                                   "(tuned: the repair ends at a settled point) or constant ([K])",
                                   choices=("cosine", "constant"))
     retain_weight_decay: float = option(0.000148, "weight decay of the retain rounds (scaled by w too)", min=0.0,
                                         max=0.1)
+    repair_scope: str = option("all", "what the retain rounds train: all weights, or the classifier head only on "
+                               "frozen features (a refit of the probe — the self-supervised setting, where the "
+                               "exact answer is an encoder trained without labels plus a probe: a repair of every "
+                               "weight with labels lifts RA/TA far above it)", choices=("all", "head"))
     retain_fraction: float = option(1.0, "share of D_r drawn afresh each epoch (speed option; 1 = all; tuned)",
                                     min=0.01, max=1.0)
     forget_batch_norm: str = option("train", "batch norm in the forgetting rounds: train, or eval (running "
@@ -106,17 +118,24 @@ def kl_to_pseudo_label(logits: torch.Tensor, target: torch.Tensor) -> torch.Tens
 
 
 def pseudo_label(kind: str, labels: torch.Tensor, classes: int, teacher_logits: torch.Tensor | None = None,
-                 mix: float = 0.5) -> torch.Tensor:
+                 mix: float = 0.5, forgotten: tuple[int, ...] = ()) -> torch.Tensor:
     """Stage 1's target q, (C,) or (B, C) (docs/method.md §2; every kind but `uniform` is a [choice]).
 
     uniform: u. batch_mean: mix·mean_i p_o(x_i) + (1 − mix)·u. uniform_others: q_c = 1/(C−1) for c ≠ y_i, q_y = 0.
+    uniform_retained: q_c = 1/(C−|F|) for c ∉ F = ``forgotten`` ∪ {y_i} (the forgotten classes, whole-class
+    forgetting; with F empty it is uniform_others).
     teacher_others: p_o(x_i) with the label's logit removed, renormalised. batch_mean_others: its batch mean.
     ``teacher_logits`` (θ_o's logits, no grad) are needed by the teacher kinds.
     """
     if kind == "uniform":
         return torch.full((classes,), 1.0 / classes, device=labels.device)
-    if kind == "uniform_others":
+    if kind == "uniform_others" or (kind == "uniform_retained" and not forgotten):
         return (1.0 - F.one_hot(labels, classes).float()) / (classes - 1)
+    if kind == "uniform_retained":
+        excluded = F.one_hot(labels, classes).bool()
+        excluded[:, list(forgotten)] = True
+        kept = (~excluded).float()
+        return kept / kept.sum(1, keepdim=True)
     if teacher_logits is None:
         raise ValueError(f"pseudo-label {kind!r} needs the original model's logits")
     teacher_logits = teacher_logits.float()
@@ -171,8 +190,8 @@ def unlearn(model, dataset, split, config: WSSCLConfig | None = None, *, device,
     needs_teacher = config.pseudo_label in ("batch_mean", "teacher_others", "batch_mean_others")
     teacher = copy.deepcopy(session.model).eval().requires_grad_(False) if needs_teacher else None
 
-    def forgetting_loss(net, images, labels):
-        logits = net(images)
+    def forgetting_loss(net, images, labels, logits=None):
+        logits = net(images) if logits is None else logits
         if config.stage1_objective == "maximize":
             log_p = F.log_softmax(logits.float(), 1)
             per_sample = (-log_p.mean(1) - math.log(classes)).clamp(max=config.kl_clip)
@@ -182,13 +201,14 @@ def unlearn(model, dataset, split, config: WSSCLConfig | None = None, *, device,
             with torch.no_grad():
                 teacher_logits = teacher(images)
         return kl_to_pseudo_label(logits, pseudo_label(config.pseudo_label, labels, classes, teacher_logits,
-                                                       config.pseudo_mix)), {}
+                                                       config.pseudo_mix, split.forget_classes)), {}
 
-    stage1 = session.sgd(config.stage1_lr)  # momentum 0.9, weight decay 0 [K]
     frozen_statistics = config.forget_batch_norm == "eval"
-    session.train_round(session.forget, forgetting_loss, stage1, stage="stage 1 · forget (KL)",
-                        batch_size=config.forget_batch_size, guided=guided, frozen_statistics=frozen_statistics,
-                        max_grad_norm=config.stage1_clip)
+    if config.stage1_lr > 0:
+        stage1 = session.sgd(config.stage1_lr)  # momentum 0.9, weight decay 0 [K]
+        session.train_round(session.forget, forgetting_loss, stage1, stage="stage 1 · forget (KL)",
+                            batch_size=config.forget_batch_size, guided=guided, frozen_statistics=frozen_statistics,
+                            max_grad_norm=config.stage1_clip)
 
     # 3. stage 2: E epochs of {contrastive forget round, retain round}
     def represent(net, images):
@@ -207,6 +227,9 @@ def unlearn(model, dataset, split, config: WSSCLConfig | None = None, *, device,
         return session.retain.batch(index)[0]
 
     def contrastive_round_loss(net, images, labels):
+        if config.contrastive_weight == 0:
+            kl = forgetting_loss(net, images, labels)[0]
+            return config.stage2_kl * kl, {"kl": kl}
         negatives_images = retain_negatives(len(images))
         with torch.no_grad():
             negatives = represent(net, negatives_images)
@@ -214,8 +237,13 @@ def unlearn(model, dataset, split, config: WSSCLConfig | None = None, *, device,
             views = positive_view(images, hflip=session.hflip, generator=generator)
             both = represent(net, torch.cat([images, views]))
             anchor, positive = both.chunk(2)
-            return contrastive_loss(anchor, positive, negatives), {}
-        return uniform_retain_loss(represent(net, images), negatives), {}
+            loss = config.contrastive_weight * contrastive_loss(anchor, positive, negatives)
+        else:
+            loss = config.contrastive_weight * uniform_retain_loss(represent(net, images), negatives)
+        if config.stage2_kl > 0:
+            kl = forgetting_loss(net, images, labels)[0]
+            return loss + config.stage2_kl * kl, {"kl": kl}
+        return loss, {}
 
     forget_optimizer = session.sgd(config.forget_lr)
     retain_optimizer = session.sgd(config.retain_lr, weight_decay=config.retain_weight_decay)
@@ -231,16 +259,29 @@ def unlearn(model, dataset, split, config: WSSCLConfig | None = None, *, device,
             return config.retain_lr
         return 0.5 * config.retain_lr * (1 + math.cos(math.pi * step / max(1, retain_total)))
 
+    def head_loss(net, images, labels):
+        with torch.no_grad():
+            features = net.features(images)
+        return F.cross_entropy(net.head(features.float()), labels), {}
+
+    head_only = config.repair_scope == "head"
+    if head_only:    # only the head's weights are handed to the optimizer (guidance still scales them)
+        retain_optimizer = torch.optim.SGD(session.model.head.parameters(), lr=config.retain_lr, momentum=0.9,
+                                           weight_decay=config.retain_weight_decay)
+    forget_rounds = config.contrastive_weight > 0 or config.stage2_kl > 0
     forget_step = retain_step = 0
     for _ in range(config.epochs):
-        # 3a. contrastive forget round (guided, cosine lr)
-        forget_step = session.train_round(session.forget, contrastive_round_loss, forget_optimizer,
-                                          stage="stage 2 · forget (contrastive)", batch_size=config.forget_batch_size,
-                                          guided=guided, step=forget_step, total=forget_total, lr_at=cosine,
-                                          frozen_statistics=frozen_statistics)
-        # 3b. retain round: CE on a fresh share of D_r (guided)
-        retain_step = session.train_round(session.retain, cross_entropy_loss, retain_optimizer,
-                                          stage="stage 2 · retain (CE)", batch_size=config.retain_batch_size,
-                                          guided=guided, augment=True, limit=limit, step=retain_step,
-                                          total=retain_total, lr_at=retain_lr)
+        # 3a. contrastive forget round (guided, cosine lr; skipped when it has no loss: the ablation)
+        if forget_rounds:
+            forget_step = session.train_round(session.forget, contrastive_round_loss, forget_optimizer,
+                                              stage="stage 2 · forget (contrastive)",
+                                              batch_size=config.forget_batch_size, guided=guided, step=forget_step,
+                                              total=forget_total, lr_at=cosine, frozen_statistics=frozen_statistics)
+        # 3b. retain round: CE on a fresh share of D_r (guided; skipped at lr 0: the ablation)
+        if config.retain_lr > 0:
+            retain_step = session.train_round(session.retain, head_loss if head_only else cross_entropy_loss,
+                                              retain_optimizer, stage="stage 2 · retain (CE)",
+                                              batch_size=config.retain_batch_size, guided=guided, augment=True,
+                                              limit=limit, step=retain_step, total=retain_total, lr_at=retain_lr,
+                                              frozen_statistics=head_only)
     return session.finish()
