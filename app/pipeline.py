@@ -50,6 +50,21 @@ def default_config(method: str, forget_kind: str | None = None) -> dict:
     return engine.form_defaults(method, forget_kind, fast=settings.FAST)
 
 
+def defaults_note(method: str, spec: engine.ForgetSpec | None) -> str:
+    """Which tuned defaults the form starts from, in words (docs/tuning.md says how each was chosen)."""
+    if spec is None:
+        return ""
+    tuned = engine.setting_defaults(method, spec.kind)
+    if spec.kind == "class":
+        what = "several whole classes" if len(spec.classes) > 1 else "a whole class"
+        return f"defaults tuned for whole classes (one or several), here {what}" if tuned else \
+            "one set of defaults for every setting"
+    if spec.kind == "samples":
+        return "defaults tuned for hand-picked images" if tuned else \
+            "the random-forgetting defaults (this method has none tuned for hand-picked images)"
+    return "defaults tuned for random forgetting"
+
+
 def run_request(method: str, values: dict | engine.MethodConfig, spec: engine.ForgetSpec, seed: int = 0,
                 device: Optional[str] = None, original: Optional[str | Path] = None) -> engine.RunRequest:
     """What Start submits: the method's config built (and validated: ValueError with the engine's message)

@@ -57,7 +57,7 @@ MEANING = {
 def run(setting: str, variant: str, seeds: list[int], out: Path) -> dict:
     scenarios, paired = SETTINGS[setting]
     command = [sys.executable, "-m", "engine", "bench", "--methods", "wsscl", "--device", "cpu",
-               "--scenarios", *scenarios, "--seeds", *map(str, seeds), "--out", str(out)]
+               "--scenarios", *scenarios, "--seeds", *map(str, seeds), "--out", str(out), "--force"]
     command += ["--paired"] if paired else []
     for item in VARIANTS[variant]:
         command += ["--set", f"wsscl.{item}"]

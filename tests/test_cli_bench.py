@@ -100,3 +100,21 @@ def test_bench_merge(bench, tmp_path):
 def test_bench_rejects_a_bad_override_before_running(bench, capsys):
     assert main(bench + ["--methods", "ga", "--scenarios", "class:1", "--set", "ga.lr=-1"]) == 2
     assert "lr" in capsys.readouterr().err
+
+
+def test_per_set_table_shows_the_worst_run():
+    """scripts.bench_sets: one line per forget set × method, with the lowest UA and the highest forgotten-class
+    test accuracy of any run beside the means (what "every run UA ≥ 99" is checked with)."""
+    from scripts.bench_sets import table
+
+    def row(method, seed, ua, forgotten):
+        return {"method": method, "seed": seed, "forget": {"classes": [1, 8]}, "UA": ua, "RA": 90.0, "TA": 85.0,
+                "MIA": 100.0, "forget_test_acc": forgotten, "avg_gap": 1.0, "seconds": 10.0 + seed}
+
+    text = table([row("wsscl", 0, 98.5, 2.0), row("wsscl", 1, 100.0, 0.0),
+                  {**row("retrain", 0, 100.0, 0.0), "forget_test_acc": None}], names=True, labels={"wsscl": "WSS-CL"})
+    line = next(l for l in text.splitlines() if "WSS-CL" in l)
+    assert line.startswith("| Trouser + Bag | WSS-CL | 99.25 ± 1.06 |")
+    assert "| 98.50 | 2.00 | 10.5 / 11.0 | 2 |" in line
+    retrain = next(l for l in text.splitlines() if "retrain" in l)
+    assert "| — |" in retrain

@@ -115,7 +115,7 @@ def test_wsscl_ablation_switches_skip_their_stage(tiny):
     dataset, split, model = tiny
     before = state_of(model)
     only_head = METHODS["wsscl"].unlearn(model, dataset, split, make_config(
-        "wsscl", epochs=1, stage1_lr=0.0, contrastive_weight=0.0, stage2_kl=0.0, repair_scope="head",
+        "wsscl", epochs=1, stage1_lr=0.0, contrastive_weight=0.0, stage2_kl=0.0, scope="repair_head",
         guidance="none"), device=CPU, seed=0)
     after = state_of(only_head.model)
     moved = {k for k in before if not torch.equal(before[k], after[k])}
@@ -126,6 +126,13 @@ def test_wsscl_ablation_switches_skip_their_stage(tiny):
     stages = {h["stage"] for h in no_repair.history}
     assert stages == {"stage 1 · forget (KL)", "stage 2 · forget (contrastive)"}
     assert any("kl" in h["losses"] for h in no_repair.history if h["stage"].startswith("stage 2"))
+    probe = METHODS["wsscl"].unlearn(model, dataset, split, make_config("wsscl", epochs=1, scope="head",
+                                                                         stage2_kl=1.0), device=CPU, seed=0)
+    after = state_of(probe.model)       # every stage ran, on the head alone: the encoder is exactly the original's
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved == {"head.weight", "head.bias"}
+    assert {h["stage"] for h in probe.history} == {"stage 1 · forget (KL)", "stage 2 · forget (contrastive)",
+                                                   "stage 2 · retain (CE)"}
 
 
 def test_self_supervised_encoder_probe_and_wsscl(tiny):

@@ -34,14 +34,15 @@ def chosen_in_docs() -> list[tuple[str, str, dict]]:
     text = (Path(__file__).resolve().parent.parent / "docs" / "tuning.md").read_text()
     rows = []
     for method, rest in re.findall(r"^- `(\w+)`: (class .*)$", text, flags=re.M):
-        for setting, point in re.findall(r"(class|random) `(\{.*?\})`", rest):
+        for setting, point in re.findall(r"(class|random|samples) `(\{.*?\})`", rest):
             rows.append((method, setting, json.loads(point)))
     return rows
 
 
 def test_docs_list_a_choice_for_every_tuned_method_and_setting():
     assert {(m, s) for m, s, _ in chosen_in_docs()} == {(m, s) for m in METHODS if m != "retrain"
-                                                        for s in ("class", "random")}
+                                                        for s in ("class", "random")} | \
+        {(m, "samples") for m in METHODS if "samples" in METHODS[m].config_class.SETTINGS}
 
 
 @pytest.mark.parametrize("method, setting, point", chosen_in_docs())
@@ -61,3 +62,17 @@ def test_app_fast_mode_shrinks_defaults_but_never_enlarges_them(monkeypatch):
     assert pipeline.default_config("scrub")["retain_fraction"] == make_config("scrub").retain_fraction  # 0.3 < 0.5
     monkeypatch.setattr(settings, "FAST", False)
     assert pipeline.default_config("wsscl", "class") == make_config("wsscl", forget_kind="class").to_dict()
+
+
+def test_the_run_form_names_the_defaults_it_starts_from():
+    """The form says which setting's tuned defaults it shows: several classes share the class-wise point, and a
+    method without a hand-picked entry says it runs its random defaults there."""
+    from engine import ForgetSpec
+    from app.pipeline import defaults_note
+
+    assert "several whole classes" in defaults_note("wsscl", ForgetSpec(classes=(0, 2, 6)))
+    assert "a whole class" in defaults_note("wsscl", ForgetSpec(classes=(1,)))
+    assert defaults_note("wsscl", ForgetSpec(sample_ids=(1, 2))) == "defaults tuned for hand-picked images"
+    assert "none tuned for hand-picked" in defaults_note("ga", ForgetSpec(sample_ids=(1, 2)))
+    assert defaults_note("retrain", ForgetSpec(classes=(1,))) == "one set of defaults for every setting"
+    assert defaults_note("wsscl", None) == ""

@@ -36,6 +36,9 @@ generation = state.form_generation(method)
 tag = f"-r{generation}" if generation else ""
 with st.expander("Hyperparameters — tuned defaults" + (" (shrunk: fast mode)" if settings.FAST else "")
                  + "; open to experiment", expanded=False):
+    if spec is not None:
+        st.caption(pipeline.defaults_note(method, spec).capitalize() + " — chosen on validation data "
+                   "(docs/tuning.md).")
     values, out_of_bounds = {}, []
     columns = st.columns(4)
     for k, f in enumerate(fields):

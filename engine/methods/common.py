@@ -169,8 +169,10 @@ class Session:
         self.forget = DeviceImages.from_indices(dataset, split.forget, self.device)
 
     # -- optimisation
-    def sgd(self, lr: float, *, momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.SGD:
-        return torch.optim.SGD(self.model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    def sgd(self, lr: float, *, momentum: float = 0.9, weight_decay: float = 0.0, params=None) -> torch.optim.SGD:
+        """SGD over ``params`` (default: every weight of the model)."""
+        params = self.model.parameters() if params is None else params
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
     def guided(self, weights: Optional[Scores]) -> GuidedUpdate:
         return GuidedUpdate(self.model, weights)

@@ -19,7 +19,11 @@ from engine.saliency import guidance_weights, layer_summary, saliency_scores
 class SalUnConfig(MethodConfig):
     # Class-wise lr and epochs from the same grid (a class needs a much stronger push than a random subset, whose
     # samples the retained data still explains).
-    SETTINGS = {"class": {"lr": 0.1, "epochs": 3, "retain_fraction": 1.0}}
+    # Hand-picked samples: the Optuna study of `--setting samples` (seed-1 draws, scored against their Retrains),
+    # adopted by the same three-seed rule as WSS-CL's (mean 3.46 against 3.66 for the random defaults;
+    # docs/tuning.md) — so the benchmark compares the two methods each at its own tuned point.
+    SETTINGS = {"class": {"lr": 0.1, "epochs": 3, "retain_fraction": 1.0},
+                "samples": {"lr": 0.0125, "epochs": 3, "retain_fraction": 0.722}}
     # Fast mode (the app's UNLEARNING_LAB_FAST=1): caps that make a run take seconds; a smaller default stays.
     FAST = {"epochs": 1, "retain_fraction": 0.5}
     # lr and epochs: the random-10 % choice (grid, then Optuna re-tune: docs/tuning.md); class-wise: SETTINGS above
