@@ -54,7 +54,7 @@ def defaults_note(method: str, spec: engine.ForgetSpec | None) -> str:
     """Which tuned defaults the form starts from, in words (docs/tuning.md says how each was chosen)."""
     if spec is None:
         return ""
-    tuned = engine.setting_defaults(method, spec.kind)
+    tuned = engine.setting_defaults(method, spec.setting)
     if spec.kind == "class":
         what = "several whole classes" if len(spec.classes) > 1 else "a whole class"
         return f"defaults tuned for whole classes (one or several), here {what}" if tuned else \
@@ -70,7 +70,7 @@ def run_request(method: str, values: dict | engine.MethodConfig, spec: engine.Fo
     """What Start submits: the method's config built (and validated: ValueError with the engine's message)
     from the form's values once, here; the engine runs this very object."""
     config = values if isinstance(values, engine.MethodConfig) else \
-        engine.make_config(method, forget_kind=spec.kind, **values)
+        engine.make_config(method, forget_kind=spec.setting, **values)
     return engine.RunRequest(method=method, config=config, forget=spec, seed=int(seed), dataset=settings.DATASET,
                              device=device, original=str(original) if original else None)
 
@@ -180,7 +180,7 @@ def noise_floor(run: dict) -> dict | None:
 def audit_request(run: dict) -> engine.AuditRequest:
     """The deep audit of ``run``: the same method, config, forget set and first seed as the run itself."""
     forget = forget_spec(run)
-    request = engine.RunRequest(method=run["method"], config=engine.make_config(run["method"], forget_kind=forget.kind,
+    request = engine.RunRequest(method=run["method"], config=engine.make_config(run["method"], forget_kind=forget.setting,
                                                                                  **run["config"]),
                                 forget=forget, seed=int(run["seed"]), dataset=run["dataset"],
                                 original=run.get("original"))

@@ -54,7 +54,7 @@ def run_job(dataset: dict, checkpoint: Optional[str], method: str, forget: dict,
     split = make_split(data, spec, split_seed)
     start = time.perf_counter()
     if method != "original":
-        config = make_config(method, forget_kind=spec.kind, **overrides)
+        config = make_config(method, forget_kind=spec.setting, **overrides)
         model = METHODS[method].unlearn(model, data, split, config, device=resolved, seed=seed,
                                         on_progress=on_progress, should_stop=should_stop).model
     seconds = time.perf_counter() - start

@@ -199,7 +199,7 @@ def run_bench(args: argparse.Namespace) -> int:
         done = log.read()
         keys, jobs = [], []
         for scenario, method, spec, seed in plan:
-            config = make_config(method, forget_kind=spec.kind, **overrides.get(method, {})).to_dict()
+            config = make_config(method, forget_kind=spec.setting, **overrides.get(method, {})).to_dict()
             key = json.dumps([dataset.name, args.split_seed, scenario, method, spec.to_dict(), seed, config,
                               checkpoint] + (["audit"] if args.audit else []), sort_keys=True)
             keys.append(key)

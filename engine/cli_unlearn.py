@@ -65,7 +65,7 @@ def run_unlearn(args: argparse.Namespace) -> int:
 
     dataset, spec, device = load_data(args), forget_spec_from(args), resolve_device(args.device)
     split = split_from(args, dataset, spec)
-    config = make_config(args.method, forget_kind=spec.kind, **parse_overrides(args.set))
+    config = make_config(args.method, forget_kind=spec.setting, **parse_overrides(args.set))
     model = load_model(dataset, args.checkpoint, device)
     reference = load_fitting("--reference", args.reference, dataset, device)[0] if args.reference else None
     with TqdmProgress() as progress:

@@ -46,6 +46,12 @@ class ForgetSpec:
     def kind(self) -> str:
         return "class" if self.classes else "random" if self.fraction is not None else "samples"
 
+    @property
+    def setting(self) -> str:
+        """Which tuned defaults serve this forget set: "class" (one class), "classes" (several at once), "random"
+        or "samples" (`engine.methods.setting_defaults`; a method without "classes" defaults uses its "class")."""
+        return "classes" if len(self.classes) > 1 else self.kind
+
     def describe(self, class_names: tuple[str, ...] | None = None) -> str:
         if self.classes:
             names = [class_names[c] if class_names and c < len(class_names) else str(c) for c in self.classes]

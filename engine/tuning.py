@@ -88,8 +88,8 @@ FIXED = {"wsscl": {"class": {"pseudo_label": "uniform_others", "forget_batch_nor
                                "retain_batch_size": 128, "retain_schedule": "cosine",
                                "retain_weight_decay": 0.000325},
                    "samples": {"epochs": 2, "retain_batch_size": 128, "retain_schedule": "cosine"}}}
-# Where a setting's choice is written: "classes" tunes the class-wise defaults on more scenarios.
-DEFAULTS_OF = {"classes": "class"}
+# Where a setting's choice is written (each setting to its own key today).
+DEFAULTS_OF: dict[str, str] = {}
 
 
 class WithheldDataError(RuntimeError):

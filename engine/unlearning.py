@@ -66,7 +66,7 @@ def run_unlearning(method_name: str, model: nn.Module, dataset: ImageDataset, sp
     if method_name not in METHODS:
         raise ValueError(f"unknown method {method_name!r}; choose one of {', '.join(METHODS)}")
     if config is None or isinstance(config, Mapping):
-        kind = split.spec.kind if split.spec is not None else None
+        kind = split.spec.setting if split.spec is not None else None
         config = make_config(method_name, forget_kind=kind, **dict(config or {}))
     elif not isinstance(config, METHODS[method_name].config_class):
         raise ValueError(f"{method_name} needs a {METHODS[method_name].config_class.__name__}, "
@@ -90,7 +90,7 @@ def run_cell(method: str, model: nn.Module, dataset: ImageDataset, spec, seed: i
     from engine.splits import make_split
 
     split = make_split(dataset, spec, split_seed)
-    outcome = run_unlearning(method, model, dataset, split, make_config(method, forget_kind=spec.kind, **(overrides or {})), device=device,
+    outcome = run_unlearning(method, model, dataset, split, make_config(method, forget_kind=spec.setting, **(overrides or {})), device=device,
                              seed=seed, reference=reference, split_seed=split_seed)
     row = {"method": method, "forget": spec.to_dict(), "seed": seed, **outcome.evaluation.scores(),
            "forget_test_acc": outcome.evaluation.forget_test_acc, "avg_gap": outcome.avg_gap,

@@ -40,7 +40,7 @@ def main(argv=None) -> int:
               f"({figures['seconds']:.1f} s)", flush=True)
         if args.deep:
             request = engine.AuditRequest(run_dir=str(run_dir), run=engine.RunRequest(
-                method=record.method, config=engine.make_config(record.method, forget_kind=record.forget.kind,
+                method=record.method, config=engine.make_config(record.method, forget_kind=record.forget.setting,
                                                                 **record.config),
                 forget=record.forget, seed=record.seed, dataset=record.dataset, original=record.original))
             figures = engine.audit_run(request, engine.Workspace(runs=args.workspace))

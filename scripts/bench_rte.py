@@ -19,7 +19,7 @@ def main() -> None:
     for spec in (ForgetSpec(classes=(3,)), ForgetSpec(fraction=0.1)):
         split = make_split(data, spec)
         for seed in (0, 1):
-            result = METHODS["wsscl"].unlearn(model, data, split, make_config("wsscl", forget_kind=spec.kind),
+            result = METHODS["wsscl"].unlearn(model, data, split, make_config("wsscl", forget_kind=spec.setting),
                                               device=cpu, seed=seed)
             print(f"wsscl {spec.describe()} seed {seed}: {result.seconds:.2f} s", flush=True)
     split = make_split(data, ForgetSpec(fraction=0.1))

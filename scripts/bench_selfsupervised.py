@@ -91,7 +91,7 @@ def main() -> None:
                                       if variant == "ssl" else " — supervised defaults" if
                                       info.config_class.SELF_SUPERVISED else "")
                 for seed in args.seeds:
-                    config = make_config(method, forget_kind=spec.kind, **changes)
+                    config = make_config(method, forget_kind=spec.setting, **changes)
                     result = info.unlearn(original, dataset, split, config, device=device, seed=seed)
                     scores = evaluate(result.model, dataset, split, device=device).scores()
                     rows.append({"scenario": scenario, "method": label, "seed": seed, **scores,

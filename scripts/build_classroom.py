@@ -30,7 +30,7 @@ def build(method: str, cls: int, out: Path) -> Path | None:
     from app.jobs import manager
 
     spec = engine.ForgetSpec(classes=(cls,))
-    request = pipeline.run_request(method, pipeline.default_config(method, spec.kind), spec)
+    request = pipeline.run_request(method, pipeline.default_config(method, spec.setting), spec)
     if sharing.find(request.identity(settings.FAST)) is not None:
         print(f"{method} class {cls}: a prepared run exists, skipped", flush=True)
         return None

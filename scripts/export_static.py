@@ -38,7 +38,7 @@ def compute_prepared(runs_root: Path, timeout: float = 3600) -> list[Path]:
     for method, spec in PREPARED:
         # unlearn_work queues no background Retrain for sets that lack one
         forget = engine.ForgetSpec.from_dict(spec)
-        request = pipeline.run_request(method, pipeline.default_config(method, forget.kind), forget)
+        request = pipeline.run_request(method, pipeline.default_config(method, forget.setting), forget)
         job = manager().submit("export", "unlearn", f"{method} {spec}", request, pipeline.unlearn_work)
         done = manager().wait(job.id, timeout)
         if done["status"] != "finished":

@@ -34,7 +34,7 @@ def chosen_in_docs() -> list[tuple[str, str, dict]]:
     text = (Path(__file__).resolve().parent.parent / "docs" / "tuning.md").read_text()
     rows = []
     for method, rest in re.findall(r"^- `(\w+)`: (class .*)$", text, flags=re.M):
-        for setting, point in re.findall(r"(class|random|samples) `(\{.*?\})`", rest):
+        for setting, point in re.findall(r"(classes|class|random|samples) `(\{.*?\})`", rest):
             rows.append((method, setting, json.loads(point)))
     return rows
 
@@ -42,7 +42,7 @@ def chosen_in_docs() -> list[tuple[str, str, dict]]:
 def test_docs_list_a_choice_for_every_tuned_method_and_setting():
     assert {(m, s) for m, s, _ in chosen_in_docs()} == {(m, s) for m in METHODS if m != "retrain"
                                                         for s in ("class", "random")} | \
-        {(m, "samples") for m in METHODS if "samples" in METHODS[m].config_class.SETTINGS}
+        {(m, s) for m in METHODS for s in ("classes", "samples") if s in METHODS[m].config_class.SETTINGS}
 
 
 @pytest.mark.parametrize("method, setting, point", chosen_in_docs())
@@ -76,3 +76,15 @@ def test_the_run_form_names_the_defaults_it_starts_from():
     assert "none tuned for hand-picked" in defaults_note("ga", ForgetSpec(sample_ids=(1, 2)))
     assert defaults_note("retrain", ForgetSpec(classes=(1,))) == "one set of defaults for every setting"
     assert defaults_note("wsscl", None) == ""
+
+
+def test_several_classes_have_their_own_setting_and_fall_back_to_one_class():
+    """ForgetSpec.setting: "classes" for two or more classes; WSS-CL has its own point there, a method without one
+    uses its single-class defaults."""
+    from engine import ForgetSpec
+
+    assert ForgetSpec(classes=(3,)).setting == "class" and ForgetSpec(classes=(0, 6)).setting == "classes"
+    assert ForgetSpec(fraction=0.1).setting == "random" and ForgetSpec(sample_ids=(4,)).setting == "samples"
+    several = make_config("wsscl", forget_kind="classes")
+    assert several.stage2_kl > 0 and make_config("wsscl", forget_kind="class").stage2_kl == 0
+    assert make_config("salun", forget_kind="classes") == make_config("salun", forget_kind="class")

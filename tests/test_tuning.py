@@ -107,9 +107,10 @@ def test_settings_spaces_and_the_class_wise_constraint():
     assert "stage2_kl" in space("wsscl", "classes") and "stage2_kl" not in space("wsscl", "class")
     assert space("ga", "classes") == space("ga", "class")
     assert set(current_point("wsscl", "classes")) == set(space("wsscl", "classes"))
-    assert DEFAULTS_OF["classes"] == "class" and "samples" in RETRAIN_TARGETS
+    assert "classes" not in DEFAULTS_OF and "samples" in RETRAIN_TARGETS
     defaults, settings = new_defaults("wsscl", "classes", {"stage2_kl": 0.5})
-    assert settings["class"]["stage2_kl"] == 0.5 and defaults["stage2_kl"] == 0.0   # written to the class-wise set
+    assert settings["classes"]["stage2_kl"] == 0.5 and defaults["stage2_kl"] == 0.0   # several classes' own point
+    assert "stage2_kl" not in settings["class"]
     cell = {"UA": 100.0, "MIA": 100.0, "validation_forget_acc": 0.5}
     assert forgets_all(cell) and not forgets_all({**cell, "validation_forget_acc": 1.5})
     assert forgets_all({"UA": 99.0, "MIA": 99.5}) and not forgets_all({"UA": 98.9, "MIA": 100.0})

@@ -25,7 +25,7 @@ method = st.selectbox("Method", order, format_func=lambda m: methods[m].label,
 st.caption(methods[method].summary)
 
 fields = pipeline.config_fields(method)
-kind = spec.kind if spec is not None else None
+kind = spec.setting if spec is not None else None
 defaults = pipeline.default_config(method, kind)
 SEED = ui.NumberField(name="seed", type="int", min=0, max=10_000,
                       help="Seeds every random choice: the same seed gives the same run.")

@@ -41,7 +41,7 @@ if run is None:
         if st.button("Prepare the tour run", type="primary"):
             method = pipeline.default_method()
             job = pipeline.submit_run(state.session_id(),
-                                      pipeline.run_request(method, pipeline.default_config(method, spec.kind), spec))
+                                      pipeline.run_request(method, pipeline.default_config(method, spec.setting), spec))
             state.add_job(job.id)
             st.rerun()
     st.stop()

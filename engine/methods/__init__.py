@@ -66,8 +66,14 @@ SETTING_DEFAULTS: dict[str, dict[str, dict]] = {name: info.config_class.SETTINGS
 
 
 def setting_defaults(method_name: str, forget_kind: str | None) -> dict:
-    """The overrides of ``method_name``'s defaults for a forget setting (kind of `ForgetSpec`); {} if none."""
-    return dict(METHODS[method_name].config_class.SETTINGS.get(forget_kind or "", {})) if method_name in METHODS else {}
+    """The overrides of ``method_name``'s defaults for a forget setting (`ForgetSpec.setting`); {} if none. Several
+    classes at once ("classes") fall back to the single-class defaults when a method has none of their own."""
+    if method_name not in METHODS:
+        return {}
+    settings = METHODS[method_name].config_class.SETTINGS
+    if forget_kind == "classes" and "classes" not in settings:
+        forget_kind = "class"
+    return dict(settings.get(forget_kind or "", {}))
 
 
 def form_defaults(method_name: str, forget_kind: str | None = None, *, fast: bool = False) -> dict:
