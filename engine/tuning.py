@@ -60,7 +60,7 @@ SPACES: dict[str, dict[str, tuple]] = {
 _SAMPLES = {"lr": ("log", 1e-3, 0.1), "epochs": ("int", 1, 3), "retain_fraction": ("float", 0.3, 1.0)}
 # A setting whose space differs from the method's (searched in addition or instead).
 SETTING_SPACES: dict[tuple[str, str], dict[str, tuple]] = {
-    # one class-wise default for one to several classes: the stage-1 KL term kept in the contrastive rounds and
+    # several classes at once (SETTINGS["classes"]): the stage-1 KL term kept in the contrastive rounds and
     # the contrastive lr join the search (docs/tuning.md, "Several classes at once")
     ("wsscl", "classes"): {"stage1_lr": ("log", 8e-4, 5e-3), "retain_lr": ("log", 0.02, 0.15),
                            "forget_lr": ("log", 1e-3, 3e-2), "stage2_kl": ("float", 0.0, 3.0),

@@ -11,7 +11,10 @@ Algorithm (docs/method.md §2; parts are a documented reconstruction, each a con
      overshoots (alone it leaves a broken model) and stage 2 repairs it (docs/benchmarks.md, ablation).
   2. adversarial fine-tuning: E epochs of {contrastive forget round: each forget sample's scaled
      representation is pulled toward its augmented view and pushed away from a (detached) retain
-     batch; retain round: CE on (a random share of) D_r, lr cosine-decayed to 0 by default}.
+     batch — for several classes at once plus stage 1's KL term (`stage2_kl`); retain round: CE on (a random
+     share of) D_r, lr cosine-decayed to 0 by default}.
+  `scope` confines the stages to the classifier head (the self-supervised setting: a probe on a frozen encoder);
+  `stage1_lr = 0`, `contrastive_weight = 0`, `retain_lr = 0` switch a stage off (the ablation, docs/benchmarks.md).
 
 Notation: x = forget batch, x⁺ = positive_view(x), r = retain batch, z = scaled representation
 (normalised penultimate features / τ, or logits / τ), q = pseudo-label, w = `weights`, E = `config.epochs`.
@@ -207,8 +210,8 @@ def unlearn(model, dataset, split, config: WSSCLConfig | None = None, *, device,
     needs_teacher = config.pseudo_label in ("batch_mean", "teacher_others", "batch_mean_others")
     teacher = copy.deepcopy(session.model).eval().requires_grad_(False) if needs_teacher else None
 
-    def forgetting_loss(net, images, labels, logits=None):
-        logits = net(images) if logits is None else logits
+    def forgetting_loss(net, images, labels):
+        logits = net(images)
         if config.stage1_objective == "maximize":
             log_p = F.log_softmax(logits.float(), 1)
             per_sample = (-log_p.mean(1) - math.log(classes)).clamp(max=config.kl_clip)
