@@ -91,7 +91,7 @@ def main() -> int:
             rows = [r for r in report["rows"] if r["method"] == "wsscl"]
             results[f"{variant}/{setting}"] = {"command": report["command"], "rows": rows}
     lines = ["# What each stage of WSS-CL does — ablation per forget setting", "",
-             f"Written by `python -m scripts.bench_ablation {' '.join(sys.argv[1:])}`".strip() + f" on {device}, "
+             f"Written by `{' '.join(['python -m scripts.bench_ablation', *sys.argv[1:]])}` on {device}, "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.perf_counter() - start:.0f} s with the "
              "cells it ran; cached cells are reused). Protocol: the script's docstring. Mean ± std over the runs; "
              "Avg. Gap against each forget set's Retrain; forgotten-class test accuracy only for whole classes.", "",

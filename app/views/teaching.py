@@ -71,17 +71,20 @@ elif step == 2:
     maps = insights.weights
     st.markdown("Before changing anything, WSS-CL asks each weight how much it matters for the forget set "
                 "(gradient magnitude). Only the top share moves freely; the rest moves in proportion. Measured on "
-                "this model, the guidance changes the result by less than run-to-run noise: it is the paper's idea, "
-                "not what brings this run close to Retrain (docs/benchmarks.md, ablation).")
+                "this model, the guidance changes the result by less than run-to-run noise in every setting (one "
+                "class, several, random, hand-picked): it is the paper's idea, not what brings this run close to "
+                "Retrain (docs/benchmarks-ablation.md).")
     st.plotly_chart(charts.layer_bars(list(maps.names), {"share in hard mask": maps.selected * 100,
                                                          "mean soft weight ×100": maps.mean_soft * 100}, "percent"),
                     key="tour-saliency")
 elif step == 3:
-    st.markdown("Stage 1 makes the model unsure about the forget images (predictions pushed to uniform). "
+    st.markdown("Stage 1 pushes the forget images' predictions away from their label (uniform over the other "
+                "classes). "
                 "Stage 2 pulls each forget image towards its own augmented view and away from retained data, then "
                 f"repairs accuracy on retained data. This run took **{ui.fmt_seconds(run.get('seconds'))}**. "
-                "Measured: stage 1 alone breaks the model, and the repair is what brings it back close to Retrain; "
-                "the contrastive rounds change the result by less than run-to-run noise on this model.")
+                "Measured: stage 1 does the forgetting (without it Trouser stays recognised) but alone breaks the "
+                "model, and the repair is what brings it back close to Retrain; the contrastive loss changes the "
+                "result by less than run-to-run noise on this model (docs/benchmarks-ablation.md).")
     history = run.get("history") or []
     rows = [(i, h.get("stage", ""), h.get("losses", {}), None) for i, h in enumerate(history) if isinstance(h, dict)]
     if rows:
