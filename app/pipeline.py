@@ -54,13 +54,16 @@ def defaults_note(method: str, spec: engine.ForgetSpec | None) -> str:
     """Which tuned defaults the form starts from, in words (docs/tuning.md says how each was chosen)."""
     if spec is None:
         return ""
-    tuned = engine.setting_defaults(method, spec.setting)
+    settings = engine.METHODS[method].config_class.SETTINGS
     if spec.kind == "class":
-        what = "several whole classes" if len(spec.classes) > 1 else "a whole class"
-        return f"defaults tuned for whole classes (one or several), here {what}" if tuned else \
-            "one set of defaults for every setting"
+        if not settings.get("class"):
+            return "one set of defaults for every setting"
+        if spec.setting == "classes":
+            return "defaults tuned for several whole classes at once" if "classes" in settings else \
+                "the one-class defaults (this method has none tuned for several whole classes)"
+        return "defaults tuned for a whole class"
     if spec.kind == "samples":
-        return "defaults tuned for hand-picked images" if tuned else \
+        return "defaults tuned for hand-picked images" if "samples" in settings else \
             "the random-forgetting defaults (this method has none tuned for hand-picked images)"
     return "defaults tuned for random forgetting"
 

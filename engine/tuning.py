@@ -88,8 +88,6 @@ FIXED = {"wsscl": {"class": {"pseudo_label": "uniform_others", "forget_batch_nor
                                "retain_batch_size": 128, "retain_schedule": "cosine",
                                "retain_weight_decay": 0.000325},
                    "samples": {"epochs": 2, "retain_batch_size": 128, "retain_schedule": "cosine"}}}
-# Where a setting's choice is written (each setting to its own key today).
-DEFAULTS_OF: dict[str, str] = {}
 
 
 class WithheldDataError(RuntimeError):
@@ -246,7 +244,7 @@ def trial_job(dataset: dict, checkpoint: Optional[str], method: str, setting: st
     full = open_dataset(dataset)
     data = withhold_test(full)
     model = open_model(ref_json, checkpoint, resolved)
-    config = make_config(method, forget_kind=DEFAULTS_OF.get(setting, setting),
+    config = make_config(method, forget_kind=setting,
                          **{**FIXED.get(method, {}).get(setting, {}), **params})
     cells, scores = {}, []
     for step, scenario in enumerate(SETTINGS[setting]):
@@ -290,7 +288,7 @@ def current_point(method: str, setting: str) -> dict:
     """The method's default today for ``setting``, on the fields its study searches."""
     from engine.methods import make_config
 
-    config = make_config(method, forget_kind=DEFAULTS_OF.get(setting, setting))
+    config = make_config(method, forget_kind=setting)
     return {name: getattr(config, name) for name in space(method, setting)}
 
 
@@ -427,13 +425,12 @@ def new_defaults(method: str, setting: str, params: dict) -> tuple[dict, dict]:
     if unknown:
         raise ValueError(f"{method} has no option {unknown[0]!r}")
     chosen = {**FIXED.get(method, {}).get(setting, {}), **params}
-    target = DEFAULTS_OF.get(setting, setting)
     full = {name: {**fields, **over} for name, over in cls.SETTINGS.items()}
     defaults = dict(fields)
-    if target == "random":
+    if setting == "random":
         defaults.update(chosen)
     else:
-        full[target] = {**fields, **cls.SETTINGS.get(target, {}), **chosen}
+        full[setting] = {**fields, **cls.SETTINGS.get(setting, {}), **chosen}
     settings = {name: {k: v for k, v in values.items() if v != defaults[k]} for name, values in full.items()}
     return defaults, {name: over for name, over in settings.items() if over}
 

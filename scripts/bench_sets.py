@@ -15,14 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-               "Ankle boot")
-
-
-def describe(forget: dict, names: bool) -> str:
+def describe(forget: dict, names: tuple[str, ...] | None) -> str:
     if forget.get("classes"):
-        classes = forget["classes"]
-        return " + ".join(CLASS_NAMES[c] if names else str(c) for c in classes)
+        return " + ".join(names[c] if names else str(c) for c in forget["classes"])
     if forget.get("fraction"):
         return f"random {forget['fraction']:.0%} (seed {forget.get('seed', 0)})"
     return f"{len(forget.get('sample_ids') or [])} chosen samples"
@@ -33,7 +28,8 @@ def fmt(values) -> str:
     return f"{values.mean():.2f} ± {values.std(ddof=1) if len(values) > 1 else 0.0:.2f}"
 
 
-def table(rows: list[dict], names: bool = False, labels: dict | None = None) -> str:
+def table(rows: list[dict], names: tuple[str, ...] | None = None, labels: dict | None = None) -> str:
+    """The Markdown table; ``names`` = the dataset's class names (indices when None)."""
     labels = labels or {}
     groups: dict[tuple, list] = {}
     for row in rows:
@@ -57,12 +53,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bench_json", type=Path)
     parser.add_argument("--names", action="store_true", help="class names instead of indices")
+    parser.add_argument("--dataset", default="fashion-mini", help="whose class names --names uses")
     args = parser.parse_args()
+    from engine import load_dataset
     from engine.methods import METHODS
 
     report = json.loads(args.bench_json.read_text())
     labels = {name: info.label for name, info in METHODS.items()}
-    print(table(report["rows"], args.names, labels), end="")
+    names = tuple(load_dataset(args.dataset).classes) if args.names else None
+    print(table(report["rows"], names, labels), end="")
     return 0
 
 

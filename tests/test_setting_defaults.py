@@ -70,8 +70,9 @@ def test_the_run_form_names_the_defaults_it_starts_from():
     from engine import ForgetSpec
     from app.pipeline import defaults_note
 
-    assert "several whole classes" in defaults_note("wsscl", ForgetSpec(classes=(0, 2, 6)))
-    assert "a whole class" in defaults_note("wsscl", ForgetSpec(classes=(1,)))
+    assert defaults_note("wsscl", ForgetSpec(classes=(0, 2, 6))) == "defaults tuned for several whole classes at once"
+    assert defaults_note("wsscl", ForgetSpec(classes=(1,))) == "defaults tuned for a whole class"
+    assert "none tuned for several" in defaults_note("salun", ForgetSpec(classes=(0, 2)))
     assert defaults_note("wsscl", ForgetSpec(sample_ids=(1, 2))) == "defaults tuned for hand-picked images"
     assert "none tuned for hand-picked" in defaults_note("ga", ForgetSpec(sample_ids=(1, 2)))
     assert defaults_note("retrain", ForgetSpec(classes=(1,))) == "one set of defaults for every setting"

@@ -99,7 +99,7 @@ def test_settings_spaces_and_the_class_wise_constraint():
     """Several classes tune the class-wise defaults on more scenarios (with their own space); hand-picked sets are
     scored against a Retrain; a class-wise cell forgets only if ≤ 1 % of the forgotten classes' validation
     images are still right."""
-    from engine.tuning import (DEFAULTS_OF, RETRAIN_TARGETS, SCENARIOS, SETTINGS, current_point, forgets_all,
+    from engine.tuning import (RETRAIN_TARGETS, SCENARIOS, SETTINGS, current_point, forgets_all,
                                new_defaults, retrain_score, space)
 
     assert set(SETTINGS) >= {"class", "random", "classes", "samples"}
@@ -107,7 +107,7 @@ def test_settings_spaces_and_the_class_wise_constraint():
     assert "stage2_kl" in space("wsscl", "classes") and "stage2_kl" not in space("wsscl", "class")
     assert space("ga", "classes") == space("ga", "class")
     assert set(current_point("wsscl", "classes")) == set(space("wsscl", "classes"))
-    assert "classes" not in DEFAULTS_OF and "samples" in RETRAIN_TARGETS
+    assert "samples" in RETRAIN_TARGETS
     defaults, settings = new_defaults("wsscl", "classes", {"stage2_kl": 0.5})
     assert settings["classes"]["stage2_kl"] == 0.5 and defaults["stage2_kl"] == 0.0   # several classes' own point
     assert "stage2_kl" not in settings["class"]

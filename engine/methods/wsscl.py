@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from engine.methods.common import MethodConfig, Session, option, retain_limit
+from engine.methods.common import MethodConfig, Session, cross_entropy_loss, option, retain_limit
 from engine.methods.salun import saliency_weights
 from engine.saliency import GUIDANCE_MODES
 from engine.training import autocast
@@ -285,9 +285,6 @@ def unlearn(model, dataset, split, config: WSSCLConfig | None = None, *, device,
             return config.retain_lr
         return 0.5 * config.retain_lr * (1 + math.cos(math.pi * step / max(1, retain_total)))
 
-    def repair_loss(net, images, labels):
-        return F.cross_entropy(net(images), labels), {}
-
     def head_loss(net, images, labels):
         with torch.no_grad():
             features = net.features(images)
@@ -304,7 +301,7 @@ def unlearn(model, dataset, split, config: WSSCLConfig | None = None, *, device,
                                               total=forget_total, lr_at=cosine, frozen_statistics=frozen_statistics)
         # 3b. retain round: CE on a fresh share of D_r (guided; skipped at lr 0: the ablation)
         if config.retain_lr > 0:
-            retain_step = session.train_round(session.retain, head_loss if repair_head else repair_loss,
+            retain_step = session.train_round(session.retain, head_loss if repair_head else cross_entropy_loss,
                                               retain_optimizer, stage="stage 2 · retain (CE)",
                                               batch_size=config.retain_batch_size, guided=guided, augment=True,
                                               limit=limit, step=retain_step, total=retain_total, lr_at=retain_lr,
