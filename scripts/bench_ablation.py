@@ -11,7 +11,8 @@ Every variant is WSS-CL at its defaults for the setting with one part switched o
 - ``contrastive_weight=0``: the contrastive loss dropped from the stage-2 forget rounds (what is left of them is
   the KL term, where the setting's defaults carry one);
 - ``contrastive_weight=0,stage2_kl=0``: no stage-2 forget rounds at all;
-- ``retain_lr=0``: no repair (the retain rounds skipped).
+- ``retain_lr=0``: no repair (the retain rounds skipped);
+- ``rows_steps=0``: no closing rows pass (stage 3; only the several-classes defaults have one).
 
 Settings and their forget sets (run seeds 0–2): single class (classes 1, 3, 6 paired with the seeds), several
 classes (0+6, 0+2+6, 1+5+8 paired with the seeds — none of them a tuning scenario), random 10 % (forget seed
@@ -43,7 +44,10 @@ VARIANTS = {
     "contrastive_weight=0": ["contrastive_weight=0"],
     "contrastive_weight=0,stage2_kl=0": ["contrastive_weight=0", "stage2_kl=0"],
     "retain_lr=0": ["retain_lr=0"],
+    "rows_steps=0": ["rows_steps=0"],
 }
+# variants that switch off something only some settings' defaults have
+ONLY = {"rows_steps=0": ("classes",)}
 MEANING = {
     "default": "WSS-CL, the setting's defaults",
     "guidance=none": "no saliency guidance",
@@ -51,6 +55,7 @@ MEANING = {
     "contrastive_weight=0": "no contrastive loss",
     "contrastive_weight=0,stage2_kl=0": "no stage-2 forget rounds",
     "retain_lr=0": "no repair",
+    "rows_steps=0": "no closing rows pass",
 }
 
 
@@ -83,22 +88,31 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks-ablation"))
     args = parser.parse_args()
     start = time.perf_counter()
-    results, device = {}, ""
+    # a partial rerun (some settings or variants) replaces its cells in the last full table and keeps the rest
+    previous = json.loads(args.out.with_suffix(".json").read_text()) if args.out.with_suffix(".json").is_file() \
+        else {"device": "", "results": {}}
+    results, device = dict(previous["results"]), previous["device"]
     for setting in args.settings:
         for variant in args.variants:
+            if setting not in ONLY.get(variant, (setting,)):
+                continue
             report = run(setting, variant, args.seeds, args.runs / f"{setting}-{variant}")
             device = report["device"]
             rows = [r for r in report["rows"] if r["method"] == "wsscl"]
-            results[f"{variant}/{setting}"] = {"command": report["command"], "rows": rows}
+            results[f"{variant}/{setting}"] = {"command": report["command"], "rows": rows,
+                                               "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     lines = ["# What each stage of WSS-CL does — ablation per forget setting", "",
              f"Written by `{' '.join(['python -m scripts.bench_ablation', *sys.argv[1:]])}` on {device}, "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} ({time.perf_counter() - start:.0f} s with the "
-             "cells it ran; cached cells are reused). Protocol: the script's docstring. Mean ± std over the runs; "
+             "cells it ran; cached cells are reused; rows it did not rerun are kept from the previous table, each "
+             "row's command and time are in the JSON). Protocol: the script's docstring. Mean ± std over the runs; "
              "Avg. Gap against each forget set's Retrain; forgotten-class test accuracy only for whole classes.", "",
              "| setting | variant | UA | RA | TA | MIA | forgotten-class test acc. | Avg. Gap ↓ | s | runs |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for setting in args.settings:
-        for variant in args.variants:
+    for setting in SETTINGS:
+        for variant in VARIANTS:
+            if f"{variant}/{setting}" not in results:
+                continue
             rows = results[f"{variant}/{setting}"]["rows"]
             cells = [fmt([r[k] for r in rows]) for k in ("UA", "RA", "TA", "MIA")]
             forgotten = fmt([r.get("forget_test_acc", float("nan")) for r in rows]) if setting in ("class", "classes") \

@@ -135,6 +135,36 @@ def test_wsscl_ablation_switches_skip_their_stage(tiny):
                                                    "stage 2 · retain (CE)"}
 
 
+def test_wsscl_rows_pass_moves_only_the_forgotten_rows(tiny):
+    """Stage 3 changes only the forgotten classes' head rows: every image the run without it gives a retained
+    class keeps its prediction, and fewer (never more) images are given a forgotten class."""
+    from engine.training import predict
+
+    dataset, _, model = tiny
+    split = make_split(dataset, ForgetSpec(classes=(1, 2)))
+    runs = [METHODS["wsscl"].unlearn(model, dataset, split, make_config("wsscl", epochs=1, rows_steps=steps,
+                                                                         rows_lr=1.0), device=CPU, seed=0)
+            for steps in (0, 40)]
+    without, with_rows = (state_of(run.model) for run in runs)
+    moved = {k for k in without if not torch.equal(without[k], with_rows[k])}
+    assert moved == {"head.weight", "head.bias"}
+    for name in moved:                                   # the retained classes' rows are bit-identical
+        assert torch.equal(without[name][[0, 3]], with_rows[name][[0, 3]])
+    assert {h["stage"] for h in runs[1].history} - {h["stage"] for h in runs[0].history} == \
+        {"stage 3 · forgotten classes' head rows"}
+    before, after = (predict(run.model, dataset.train_images, device=CPU) for run in runs)
+    kept = ~np.isin(before.predictions, [1, 2])
+    assert np.array_equal(before.predictions[kept], after.predictions[kept])
+    forgotten = np.isin(after.predictions, [1, 2])
+    assert forgotten.sum() <= (~kept).sum() and forgotten[~kept].sum() < (~kept).sum()
+    # a set of images (no whole class) has no rows to push: the pass is skipped
+    samples = make_split(dataset, ForgetSpec(sample_ids=tuple(split.retain[:8].tolist())))
+    plain = METHODS["wsscl"].unlearn(model, dataset, samples, make_config("wsscl", epochs=1), device=CPU, seed=0)
+    pushed = METHODS["wsscl"].unlearn(model, dataset, samples, make_config("wsscl", epochs=1, rows_steps=40),
+                                      device=CPU, seed=0)
+    assert all(torch.equal(v, state_of(pushed.model)[k]) for k, v in state_of(plain.model).items())
+
+
 def test_self_supervised_encoder_probe_and_wsscl(tiny):
     """SimCLR without labels + a linear probe gives a model every method accepts (the paper's SSL setting)."""
     from engine.selfsupervised import fit_linear_probe, nt_xent, train_simclr
