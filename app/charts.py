@@ -173,24 +173,27 @@ def attribution_row(images: Sequence[np.ndarray], titles: Sequence[str]) -> go.F
 
 
 def two_stage_diagram() -> go.Figure:
-    """WSS-CL in two boxes and an arrow — drawn with shapes so it also goes into the HTML report."""
+    """WSS-CL's preparation, its two stages and our closing step as boxes and arrows — drawn with shapes so it also
+    goes into the HTML report."""
     fig = go.Figure()
     boxes = [(0.0, "0 · Weight saliency", "which weights carry the forget set?<br>soft weights w ∈ [0, 1]"),
              (1.05, "1 · Forget", "push forget predictions to uniform<br>(KL to the uniform distribution)"),
              (2.1, "2 · Contrastive repair", "forget sample ↔ its own view,<br>away from retained data; then<br>"
-                                             "fine-tune on retained data")]
+                                             "fine-tune on retained data"),
+             (3.15, "3 · Forgotten rows", "whole classes only (ours):<br>push their output rows down,<br>"
+                                          "as a Retrain's are")]
     for x, head, body in boxes:
         fig.add_shape(type="rect", x0=x, x1=x + 0.9, y0=0, y1=1, line=dict(color="#1f6feb"),
                       fillcolor="#e7f0ff" if x else "#f1f3f5")
         fig.add_annotation(x=x + 0.45, y=0.78, text=f"<b>{head}</b>", showarrow=False,
                            font=dict(size=14, color="#1c2b4a"))
         fig.add_annotation(x=x + 0.45, y=0.38, text=body, showarrow=False, font=dict(size=12, color="#343a40"))
-    for x in (0.9, 1.95):
+    for x in (0.9, 1.95, 3.0):
         fig.add_annotation(x=x + 0.15, y=0.5, ax=x, ay=0.5, xref="x", yref="y", axref="x", ayref="y",
                            showarrow=True, arrowhead=3, arrowwidth=2, arrowcolor="#1f6feb", text="")
-    fig.add_annotation(x=1.5, y=-0.15, showarrow=False, font=dict(size=11, color="#495057"),
+    fig.add_annotation(x=2.02, y=-0.15, showarrow=False, font=dict(size=11, color="#495057"),
                        text="every update in stages 1–2 is scaled by w: weights that do not carry the forget set barely move")
-    fig.update_layout(height=190, xaxis=dict(visible=False, range=[-0.05, 3.05]),
+    fig.update_layout(height=190, xaxis=dict(visible=False, range=[-0.05, 4.1]),
                       yaxis=dict(visible=False, range=[-0.3, 1.05]), margin=dict(l=0, r=0, t=0, b=0),
                       template="plotly_white")
     return fig

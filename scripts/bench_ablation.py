@@ -12,7 +12,7 @@ Every variant is WSS-CL at its defaults for the setting with one part switched o
   the KL term, where the setting's defaults carry one);
 - ``contrastive_weight=0,stage2_kl=0``: no stage-2 forget rounds at all;
 - ``retain_lr=0``: no repair (the retain rounds skipped);
-- ``rows_steps=0``: no closing rows pass (stage 3; only the several-classes defaults have one).
+- ``rows_steps=0``: no stage 3 (the forgotten classes' head rows; whole classes only).
 
 Settings and their forget sets (run seeds 0–2): single class (classes 1, 3, 6 paired with the seeds), several
 classes (0+6, 0+2+6, 1+5+8 paired with the seeds — none of them a tuning scenario), random 10 % (forget seed
@@ -47,7 +47,7 @@ VARIANTS = {
     "rows_steps=0": ["rows_steps=0"],
 }
 # variants that switch off something only some settings' defaults have
-ONLY = {"rows_steps=0": ("classes",)}
+ONLY = {"rows_steps=0": ("class", "classes")}
 MEANING = {
     "default": "WSS-CL, the setting's defaults",
     "guidance=none": "no saliency guidance",
@@ -55,7 +55,7 @@ MEANING = {
     "contrastive_weight=0": "no contrastive loss",
     "contrastive_weight=0,stage2_kl=0": "no stage-2 forget rounds",
     "retain_lr=0": "no repair",
-    "rows_steps=0": "no closing rows pass",
+    "rows_steps=0": "no stage 3 (forgotten rows)",
 }
 
 

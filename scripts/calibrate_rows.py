@@ -7,7 +7,7 @@ defaults with stage 3 off; then stage 3 (`engine.methods.wsscl.suppress_forgotte
 steps) at each learning rate on a copy of that run — what the method would have done, since stage 3 comes last and
 draws no randomness. Printed: φ (logit-scaled confidence in the true label, the per-example audit's statistic,
 `engine.audit.logit_scaled_confidence`) over D_f — median and 10 % / 90 % quantiles — for the Retrain and each
-pass, and the validation proxy's accuracy (stage 3 cannot change it). The learning rate whose median φ is closest to
+pass, and the validation proxy's accuracy (stage 3 can only raise it). The learning rate whose median φ is closest to
 the Retrains' over the sets is the one to choose (docs/tuning.md).
 """
 from __future__ import annotations

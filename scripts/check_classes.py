@@ -1,9 +1,10 @@
-"""Validation check of WSS-CL's several-classes defaults on named class sets (no test data is read).
+"""Validation check of WSS-CL's whole-class defaults on named class sets (no test data is read).
 
     OMP_WAIT_POLICY=PASSIVE python -m scripts.check_classes --sets 1+9 8+9 5+7 1+7 \\
         --variants '{"rows_steps": 0}' '{}' --seeds 0
 
-For each set and variant (overrides of `make_config("wsscl", forget_kind="classes")`; `{}` = the defaults) it
+For each set and variant (overrides of the set's defaults — `make_config("wsscl", forget_kind=...)`, "class" for
+one class, "classes" for several; `{}` = the defaults) it
 prints the tuner's validation proxy (`engine.tuning.validation_proxy`): UA and MIA-Efficacy on D_f, the share of
 the forgotten classes' *validation* images still classified right, validation and retain-sample accuracy, and the
 run's seconds. The sets named in docs/tuning.md as validation scenarios for the closing rows pass are 1+9 and 8+9
@@ -36,7 +37,8 @@ def main(argv=None) -> None:
         for variant in args.variants:
             overrides = json.loads(variant)
             for seed in args.seeds:
-                config = make_config("wsscl", forget_kind="classes", **overrides)
+                setting = "class" if len(split.forget_classes) == 1 else "classes"
+                config = make_config("wsscl", forget_kind=setting, **overrides)
                 result = METHODS["wsscl"].unlearn(model, data, split, config, device=cpu, seed=seed)
                 f = validation_proxy(result.model, data, split, cpu)
                 print(f"| {text} | `{variant}` | {seed} | {f['UA']:.2f} | {f['MIA']:.2f} | "

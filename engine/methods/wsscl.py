@@ -53,20 +53,21 @@ class WSSCLConfig(MethodConfig):
     # run seed 1. One class keeps its own study's point: on classes 1, 3, 6 the several-classes point measured
     # 0.47 ± 0.28 against 0.30 ± 0.17 (docs/tuning.md, docs/benchmarks.md). On pairs of distinctive classes
     # (validation: Trouser + Ankle boot, Bag + Ankle boot) that point left 2–11 % of the forgotten classes'
-    # validation images right (UA 91.3–98.6); the closing rows pass (stage 3) forgets them at no cost to any other
-    # prediction (10 steps at lr 0.1 already did: python -m scripts.check_classes). One class or several, it runs
-    # 100 steps at the lr whose D_f confidences land nearest a Retrain's (median φ; validation sets 3, 5, 1+9, 8+9:
-    # python -m scripts.calibrate_rows) — without it the forgotten images stay far more confident than under a
-    # Retrain (median φ −3.0 to −5.0 against −8.7 to −10.7), which a per-example audit singles out (docs/audit.md).
+    # validation images right (UA 91.3–98.6); the closing rows pass (stage 3) forgets them without changing any
+    # retained-class prediction (10 steps at lr 0.1 already did: python -m scripts.check_classes). One class or
+    # several, it runs 100 steps at the lr whose D_f confidences land nearest a Retrain's (median φ; validation
+    # sets 3, 5, 1+9, 8+9: python -m scripts.calibrate_rows) — without it the forgotten images stay far more
+    # confident than under a Retrain (median φ −3.0 to −5.0 against −8.7 to −10.7), which a per-example audit
+    # singles out (docs/audit.md).
     # Hand-picked images (`--setting samples`: two seed-1 draws of the shipped sets' rules, scored against their
     # Retrains): 0.33 better than the random defaults over three run seeds.
     SETTINGS = {"class": {"sparsity": 0.655, "pseudo_label": "uniform_others", "stage1_lr": 0.00149,
                           "retain_lr": 0.0441, "retain_weight_decay": 0.000325, "forget_batch_norm": "eval",
-                          "rows_steps": 100, "rows_lr": 0.2},
+                          "rows_steps": 100},
                 "classes": {"sparsity": 0.697, "pseudo_label": "uniform_others", "stage1_lr": 0.00117,
                             "stage2_kl": 1.01, "forget_lr": 0.00319, "retain_lr": 0.0943,
                             "retain_weight_decay": 0.000325, "forget_batch_norm": "eval",
-                            "rows_steps": 100, "rows_lr": 0.2},
+                            "rows_steps": 100},
                 "samples": {"sparsity": 0.407, "pseudo_label": "batch_mean", "stage1_lr": 0.00415, "retain_lr": 0.136}}
     # Fast mode (the app's UNLEARNING_LAB_FAST=1): caps that make a run take seconds; a smaller default stays.
     # Retain share 0.5, not less: stage 1 is a deliberate overshoot that the retain repair must undo — measured
@@ -141,7 +142,7 @@ class WSSCLConfig(MethodConfig):
                              "the classifier head (weights and bias) to put no probability on those classes — "
                              "stage 1's uniform_others loss, whose gradient on those rows is only ever a push down, "
                              "as a Retrain's rows for classes it never saw only ever get; predictions of the other "
-                             "classes cannot change (0 = off; class-wise forgetting only)", min=0, max=1000)
+                             "classes stay exactly as they were (0 = off; class-wise forgetting only)", min=0, max=1000)
     rows_lr: float = option(0.2, "SGD learning rate (momentum 0.9) of the closing rows pass", min=1e-4, max=100.0)
     forget_batch_size: int = option(64, "forget (and negative retain) batch size", min=4, max=1024)
     retain_batch_size: int = option(128, "retain-round batch size", min=8, max=1024)
