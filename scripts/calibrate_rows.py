@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import types
 
 import numpy as np
 import torch
@@ -53,15 +52,14 @@ def main(argv=None) -> None:
         target = phi(retrain, split.forget)
         print(f"| {text} | Retrain (seed 0) | {quantiles(target)} | "
               f"{validation_proxy(retrain, data, split, cpu)['validation_acc']:.2f} |", flush=True)
-        setting = "class" if len(classes) == 1 else "classes"
-        run = METHODS["wsscl"].unlearn(model, data, split, make_config("wsscl", forget_kind=setting, rows_steps=0),
+        run = METHODS["wsscl"].unlearn(model, data, split, make_config("wsscl", forget_kind=split.spec.setting,
+                                                                        rows_steps=0),
                                        device=cpu, seed=0).model
         forget = DeviceImages.from_indices(full, split.forget, cpu)
         for lr in [0.0, *args.lrs]:
             net = copy.deepcopy(run)
             if lr:
-                stand_in = types.SimpleNamespace(model=net, forget=forget, device=cpu, log=lambda *a, **k: None)
-                suppress_forgotten_rows(stand_in, classes, args.steps, lr)
+                suppress_forgotten_rows(net, forget, classes, args.steps, lr)
                 distance[lr].append(abs(float(np.median(phi(net, split.forget)) - np.median(target))))
             label = f"WSS-CL, stage 3 {args.steps} steps at lr {lr:g}" if lr else "WSS-CL, no stage 3"
             print(f"| {text} | {label} | {quantiles(phi(net, split.forget))} | "

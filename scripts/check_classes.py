@@ -37,8 +37,7 @@ def main(argv=None) -> None:
         for variant in args.variants:
             overrides = json.loads(variant)
             for seed in args.seeds:
-                setting = "class" if len(split.forget_classes) == 1 else "classes"
-                config = make_config("wsscl", forget_kind=setting, **overrides)
+                config = make_config("wsscl", forget_kind=split.spec.setting, **overrides)
                 result = METHODS["wsscl"].unlearn(model, data, split, config, device=cpu, seed=seed)
                 f = validation_proxy(result.model, data, split, cpu)
                 print(f"| {text} | `{variant}` | {seed} | {f['UA']:.2f} | {f['MIA']:.2f} | "

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from engine.methods.common import MethodConfig, Session, cross_entropy_loss, option, retain_limit
 from engine.methods.salun import saliency_weights
 from engine.saliency import GUIDANCE_MODES
-from engine.training import autocast
+from engine.training import DeviceImages, autocast
 
 
 @dataclass(frozen=True)
@@ -327,23 +327,26 @@ def unlearn(model, dataset, split, config: WSSCLConfig | None = None, *, device,
                                               frozen_statistics=repair_head)
     # 4. stage 3: the forgotten classes' head rows only, pushed down over D_f (full batch on fixed features)
     if config.rows_steps > 0 and split.forget_classes:
-        suppress_forgotten_rows(session, split.forget_classes, config.rows_steps, config.rows_lr)
+        suppress_forgotten_rows(session.model, session.forget, split.forget_classes, config.rows_steps, config.rows_lr,
+                                log=session.log)
     return session.finish()
 
 
-def suppress_forgotten_rows(session: Session, classes, steps: int, lr: float) -> None:
-    """Train only ``classes``' rows of the head (weights and bias) for ``steps`` full-batch SGD steps to minimise
+def suppress_forgotten_rows(model, forget: DeviceImages, classes, steps: int, lr: float, *, log=None) -> None:
+    """Train only ``classes``' rows of ``model``'s head (in place) (weights and bias) for ``steps`` full-batch SGD steps to minimise
     −log P(not a forgotten class) over D_f — stage 1's `uniform_others` KL restricted to those rows: its gradient
     there is p_k · feature, a push down only. Every other row stays as it is, so no image whose top class is a
     retained one changes its prediction; images still given a forgotten class move to their best retained one.
-    The features are the model's own, in eval mode and fp32 (as evaluated), computed once."""
-    model = session.model.eval()
-    rows = torch.as_tensor(sorted(classes), device=session.device)
+    The features of ``forget`` (D_f) are the model's own, in eval mode and fp32 (as evaluated), computed once;
+    ``log(stage, step, total, loss=...)`` reports each step (`Session.log`: progress and cancel)."""
+    model.eval()
+    device = model.head.weight.device
+    rows = torch.as_tensor(sorted(classes), device=device)
     with torch.no_grad():
-        features = torch.cat([model.features(session.forget.batch(index)[0]).float()
-                              for index in torch.arange(len(session.forget)).split(512)])
+        features = torch.cat([model.features(forget.batch(index)[0]).float()
+                              for index in torch.arange(len(forget)).split(512)])
         weight, bias = model.head.weight.detach().float(), model.head.bias.detach().float()
-        kept = torch.ones(weight.shape[0], dtype=torch.bool, device=session.device)
+        kept = torch.ones(weight.shape[0], dtype=torch.bool, device=device)
         kept[rows] = False
         kept_logits = features @ weight[kept].T + bias[kept]
     row_weight = weight[rows].clone().requires_grad_(True)
@@ -357,7 +360,8 @@ def suppress_forgotten_rows(session: Session, classes, steps: int, lr: float) ->
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        session.log(stage, step, steps, loss=loss.detach())
+        if log is not None:
+            log(stage, step, steps, loss=loss.detach())
     with torch.no_grad():
         model.head.weight[rows] = row_weight.to(model.head.weight.dtype)
         model.head.bias[rows] = row_bias.to(model.head.bias.dtype)
