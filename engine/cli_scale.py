@@ -105,7 +105,7 @@ def run_tune(args: argparse.Namespace) -> int:
     if args.report is not None:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(table)
-    best = choose(study, args.setting)
+    best = choose(study, args.setting, args.method)
     if best is None:
         print("error: no trial finished", file=sys.stderr)
         return 1

@@ -2,10 +2,13 @@
 
 1. cold start: `streamlit run` spawned → first useful page (the original model's accuracy on screen);
    warm: a fresh tab on the running server (caches warm).
-2. "pick a class → Start (WSS-CL, defaults) → gauges shown", timed from the first click on the forget page.
-3. responsiveness while that run goes: click → page settled, for page switches and a widget, max over all.
-4. a forget set with no shipped reference (the class above plus Bag): its run, and how long after the run its
+2. "pick a class → Start (WSS-CL, defaults) → gauges shown", timed from the first click on the forget page; the
+   browser waits for the result as a user would (no other clicks share the CPU with this run).
+3. a forget set with no shipped reference (the class above plus Bag): its run, and how long after the run its
    background Retrain is done (the reference file written, then the Results page showing the Avg. Gap).
+4. responsiveness while that second run goes (two classes at once: a longer run than one class's, so every click
+   lands while it computes): click → the new content on screen, for page switches and a widget, max over all.
+   Until 7 December these clicks shared the CPU with the first run instead, and its "pick → gauges" included them.
 
     python -m scripts.bench_app                      # real defaults (the figures for docs/app.md)
     python -m scripts.bench_app --fast               # UNLEARNING_LAB_FAST=1 (a smoke check)
@@ -114,27 +117,6 @@ def main() -> None:
             start = time.time()
             clicked = tick_and_start(page, name, f"class {name}")
 
-            # responsiveness while the run goes: click → the new content on screen
-            latencies = []
-
-            def timed(label, action, done):
-                t = time.time()
-                action()
-                done()
-                latencies.append((label, round(time.time() - t, 2)))
-
-            heading = lambda text: (lambda: page.get_by_role("heading", name=text).first.wait_for())  # noqa: E731
-            timed("open start page", lambda: nav(page, "What is unlearning?"), heading("Unlearning Lab"))
-            timed("open forget page", lambda: nav(page, "Choose what to forget"), heading("Choose what to forget"))
-            timed("tick a second class", lambda: page.get_by_text("Bag", exact=True).first.click(),
-                  lambda: page.get_by_text(f"classes {name}, Bag").first.wait_for())
-            timed("untick it", lambda: page.get_by_text("Bag", exact=True).first.click(),
-                  lambda: page.locator('[data-testid="stSidebar"]').get_by_text(f"class {name}").first.wait_for())
-            timed("open compare page", lambda: nav(page, "Compare runs"), heading("Compare runs"))
-            timed("open run page", lambda: nav(page, "Run"), heading("Run unlearning"))
-            results["interaction_latency_s"] = latencies
-            results["max_interaction_latency_s"] = max(v for _, v in latencies)
-            results["interactions_while_running"] = page.get_by_text("See the results").count() == 0
             page.get_by_text("See the results").wait_for(timeout=600_000)
             nav(page, "Results")
             page.locator(".js-plotly-plot .indicatorlayer").first.wait_for()
@@ -160,12 +142,36 @@ def main() -> None:
             page.get_by_role("heading", name="Choose what to forget").first.wait_for()
             settled(page)
             clicked = tick_and_start(page, "Bag", f"classes {name}, Bag")
+
+            # responsiveness while the second run goes: click → the new content on screen
+            latencies = []
+
+            def timed(label, action, done):
+                t = time.time()
+                action()
+                done()
+                latencies.append((label, round(time.time() - t, 2)))
+
+            heading = lambda text: (lambda: page.get_by_role("heading", name=text).first.wait_for())  # noqa: E731
+            timed("open start page", lambda: nav(page, "What is unlearning?"), heading("Unlearning Lab"))
+            timed("open forget page", lambda: nav(page, "Choose what to forget"), heading("Choose what to forget"))
+            timed("tick a third class", lambda: page.get_by_text("Coat", exact=True).first.click(),
+                  lambda: page.get_by_text(f"classes Coat, {name}, Bag").first.wait_for())
+            timed("untick it", lambda: page.get_by_text("Coat", exact=True).first.click(),
+                  lambda: page.locator('[data-testid="stSidebar"]').get_by_text(f"classes {name}, Bag").first.wait_for())
+            timed("open compare page", lambda: nav(page, "Compare runs"), heading("Compare runs"))
+            timed("open run page", lambda: nav(page, "Run"), heading("Run unlearning"))
+            results["interaction_latency_s"] = latencies
+            results["max_interaction_latency_s"] = max(v for _, v in latencies)
+            results["interactions_while_running"] = not records() - before    # the second run not finished yet
             while not records() - before and time.time() < clicked + 600:
                 time.sleep(0.2)
-            run_done = time.time()
+            # when the files were written, not when this loop saw them (the clicks above may have outlasted the run)
+            run_done = min(((path.parent / "model.safetensors").stat().st_mtime for path in records() - before),
+                           default=time.time())
             while not any(references.rglob("*.safetensors")) and time.time() < run_done + 600:
                 time.sleep(0.2)
-            retrain_file = time.time()
+            retrain_file = min((f.stat().st_mtime for f in references.rglob("*.safetensors")), default=time.time())
             nav(page, "Results")
             page.locator(".js-plotly-plot .indicatorlayer").first.wait_for()
             while time.time() < run_done + 600:   # the page shows the reference once it exists

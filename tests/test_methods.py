@@ -165,6 +165,39 @@ def test_wsscl_rows_pass_moves_only_the_forgotten_rows(tiny):
     assert all(torch.equal(v, state_of(pushed.model)[k]) for k, v in state_of(plain.model).items())
 
 
+@pytest.mark.parametrize("classes", [(1,), (1, 2)])
+def test_wsscl_rows_target_lowers_the_forget_sets_median_confidence(tiny, classes):
+    """With `rows_target` (and no rows pass), stage 3 lowers each forgotten class's bias until the median φ of its
+    D_f images is the target (several classes: to within the iteration's tolerance); nothing else moves, no
+    retained prediction changes, and a bias is never raised (a target above the current median does nothing)."""
+    from engine.audit import logit_scaled_confidence
+    from engine.training import predict
+
+    dataset, _, model = tiny
+    split = make_split(dataset, ForgetSpec(classes=classes))
+    runs = [METHODS["wsscl"].unlearn(model, dataset, split, make_config("wsscl", epochs=1, rows_target=target),
+                                     device=CPU, seed=0) for target in (0.0, -6.0, -0.001)]
+    labels = dataset.train_labels.numpy()[split.forget]
+    phi = [logit_scaled_confidence(predict(run.model, dataset.train_images[torch.as_tensor(split.forget)],
+                                           device=CPU).logits, labels) for run in runs]
+    assert all(np.median(phi[0][labels == k]) > -6.0 for k in classes)      # so the target is a push down
+    for k in classes:
+        assert abs(np.median(phi[1][labels == k]) + 6.0) < 0.01
+    plain, shifted, above = (state_of(run.model) for run in runs)
+    moved = {k for k in plain if not torch.equal(plain[k], shifted[k])}
+    assert moved == {"head.bias"}
+    kept = [c for c in range(plain["head.bias"].shape[0]) if c not in classes]
+    assert torch.equal(plain["head.bias"][kept], shifted["head.bias"][kept])
+    assert (shifted["head.bias"][list(classes)] < plain["head.bias"][list(classes)]).all()
+    before, after = (predict(run.model, dataset.train_images, device=CPU).predictions for run in runs[:2])
+    retained = ~np.isin(before, classes)
+    assert np.array_equal(before[retained], after[retained])
+    assert "stage 3 · forgotten classes' head rows" in {h["stage"] for h in runs[1].history}
+    medians = [np.median(phi[0][labels == k]) for k in classes]
+    if all(m < -0.001 for m in medians):                                     # nothing to lower: left as it was
+        assert all(torch.equal(plain[k], above[k]) for k in plain)
+
+
 def test_self_supervised_encoder_probe_and_wsscl(tiny):
     """SimCLR without labels + a linear probe gives a model every method accepts (the paper's SSL setting)."""
     from engine.selfsupervised import fit_linear_probe, nt_xent, train_simclr

@@ -56,7 +56,8 @@ def test_app_fast_mode_shrinks_defaults_but_never_enlarges_them(monkeypatch):
 
     monkeypatch.setattr(settings, "FAST", True)
     fast = pipeline.default_config("wsscl", "class")
-    assert fast["epochs"] == 1 and fast["retain_fraction"] == 0.5          # enough repair to undo stage 1
+    classwise_fraction = make_config("wsscl", forget_kind="class").retain_fraction
+    assert fast["epochs"] == 1 and fast["retain_fraction"] == min(0.5, classwise_fraction)   # never more
     classwise = make_config("wsscl", forget_kind="class")
     assert fast["pseudo_label"] == "uniform_others" and fast["retain_lr"] == classwise.retain_lr  # class-wise stays
     assert pipeline.default_config("scrub")["retain_fraction"] == make_config("scrub").retain_fraction  # 0.3 < 0.5
@@ -89,6 +90,8 @@ def test_several_classes_have_their_own_setting_and_fall_back_to_one_class():
     several = make_config("wsscl", forget_kind="classes")
     assert several.stage2_kl > 0 and make_config("wsscl", forget_kind="class").stage2_kl == 0
     # stage 3 acts on whole classes, one or several; sets of images have no forgotten rows
-    assert several.rows_steps > 0 and make_config("wsscl", forget_kind="class").rows_steps > 0
-    assert make_config("wsscl", forget_kind="random").rows_steps == 0
+    one = make_config("wsscl", forget_kind="class")
+    assert several.rows_steps > 0 and (one.rows_steps > 0 or one.rows_target < 0)
+    random = make_config("wsscl", forget_kind="random")
+    assert random.rows_steps == 0 and random.rows_target == 0
     assert make_config("salun", forget_kind="classes") == make_config("salun", forget_kind="class")

@@ -119,6 +119,30 @@ def test_settings_spaces_and_the_class_wise_constraint():
     assert retrain_score({**same, "UA": 14.0}, same) == 1.0
 
 
+def test_a_budgeted_space_keeps_the_choice_inside_it():
+    """WSS-CL's class-wise study is scored against Retrains, and its space (one epoch over at most 70 % of D_r) is
+    the run-time budget: the current default, tried first for comparison, cannot be chosen from outside it."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+
+    from engine.tuning import against_retrain, current_point, within_space
+
+    assert against_retrain("wsscl", "class") and against_retrain("ga", "samples")
+    assert not against_retrain("ga", "class") and not against_retrain("wsscl", "random")
+    point = current_point("wsscl", "class")
+    assert within_space(point, "wsscl", "class")                      # today's default lies inside the budget
+    assert not within_space({**point, "retain_fraction": 1.0}, "wsscl", "class")
+    assert not within_space({k: v for k, v in point.items() if k != "sparsity"}, "wsscl", "class")
+    study = optuna.create_study()
+    for fraction, value in ((1.0, 0.1), (0.5, 0.3), (0.6, 0.2)):
+        params = {**point, "retain_fraction": fraction}
+        study.add_trial(optuna.trial.create_trial(
+            params={"retain_fraction": fraction}, distributions={"retain_fraction": FloatDistribution(0.0, 1.0)},
+            value=value, user_attrs={"params": params, "forgets": True}))
+    assert choose(study, "class").number == 0                           # without the method: the lowest score
+    assert choose(study, "class", "wsscl").number == 2                  # inside the space: the best of those
+
+
 def test_samples_setting_draws_a_hand_picked_set_and_scores_against_a_retrain(assets, tmp_path, monkeypatch):
     """A samples trial resolves its sample rule on the training pool (never the validation hold-out), trains
     the scenario's Retrain once (cached on disk) and scores the run's validation proxy against it."""

@@ -15,7 +15,8 @@ Algorithm (docs/method.md §2; parts are a documented reconstruction, each a con
      share of) D_r, lr cosine-decayed to 0 by default}.
   3. (our addition, not in the paper; whole classes only, on by default for one class or several) the
      forgotten classes' head rows alone are pushed down over D_f (`rows_steps`): what a Retrain's rows for classes
-     it never saw only ever get; no prediction of a retained class can change.
+     it never saw only ever get; no prediction of a retained class can change. For one class the push is a bias
+     shift to a target median confidence instead (`rows_target`).
   `scope` confines the stages to the classifier head (the self-supervised setting: a probe on a frozen encoder);
   `stage1_lr = 0`, `contrastive_weight = 0`, `retain_lr = 0` switch a stage off (the ablation, docs/benchmarks.md).
 
@@ -50,20 +51,26 @@ class WSSCLConfig(MethodConfig):
     # docs/tuning.md). Several classes at once ("classes": `ForgetSpec.setting`) need the stage-1 KL term kept in
     # the contrastive rounds (stage2_kl): with the single-class point the repair brings part of the three footwear
     # classes back (UA 92.5); their point was chosen on classes 5+7+9, 1, 3 and 2+4, the two best re-scored with
-    # run seed 1. One class keeps its own study's point: on classes 1, 3, 6 the several-classes point measured
-    # 0.47 ± 0.28 against 0.30 ± 0.17 (docs/tuning.md, docs/benchmarks.md). On pairs of distinctive classes
-    # (validation: Trouser + Ankle boot, Bag + Ankle boot) that point left 2–11 % of the forgotten classes'
-    # validation images right (UA 91.3–98.6); the closing rows pass (stage 3) forgets them without changing any
-    # retained-class prediction (10 steps at lr 0.1 already did: python -m scripts.check_classes). One class or
-    # several, it runs 100 steps at the lr whose D_f confidences land nearest a Retrain's (median φ; validation
-    # sets 3, 5, 1+9, 8+9: python -m scripts.calibrate_rows) — without it the forgotten images stay far more
-    # confident than under a Retrain (median φ −3.0 to −5.0 against −8.7 to −10.7), which a per-example audit
-    # singles out (docs/audit.md).
+    # run seed 1. One class has its own study's point (`--setting class`, docs/tuning.md "A one-epoch repair"):
+    # with stage 3 forgetting every class, it is scored against Retrains of classes 1 and 3 (the validation
+    # analogue of Avg. Gap) under the ≤ 5-s budget of the faster-recipe issue — one epoch of stage 2 over at most
+    # 70 % of D_r. Its choice changes the model gently (stage-1 lr 2e-4, repair lr 0.011 over 41 % of D_r):
+    # validation score 0.25 against 0.54 for the previous two-epoch point, in under half its run time. On pairs
+    # of distinctive classes (validation: Trouser + Ankle boot, Bag + Ankle boot) the several-classes point left
+    # 2–11 % of the forgotten classes' validation images right (UA 91.3–98.6); the closing rows pass (stage 3)
+    # forgets them without changing any retained-class prediction (10 steps at lr 0.1 already did:
+    # python -m scripts.check_classes). For several classes it runs 100 steps at the lr whose D_f confidences land
+    # nearest a Retrain's (median φ; validation sets 1+9, 8+9: python -m scripts.calibrate_rows) — without it the
+    # forgotten images stay far more confident than under a Retrain (median φ −3.0 to −5.0 against −8.7 to −10.7),
+    # which a per-example audit singles out (docs/audit.md). For one class no rate fits every class after the
+    # gentle stages (0.2 overshot classes 3 and 5 to φ −32 / −54; 0.01, calibrated on them, still left Trouser far
+    # below its Retrains): stage 3 lowers the class's bias until D_f's median φ is a Retrain's typical value,
+    # −9.7 (the mean over the four validation sets' Retrains; `rows_target`, docs/tuning.md).
     # Hand-picked images (`--setting samples`: two seed-1 draws of the shipped sets' rules, scored against their
     # Retrains): 0.33 better than the random defaults over three run seeds.
-    SETTINGS = {"class": {"sparsity": 0.655, "pseudo_label": "uniform_others", "stage1_lr": 0.00149,
-                          "retain_lr": 0.0441, "retain_weight_decay": 0.000325, "forget_batch_norm": "eval",
-                          "rows_steps": 100},
+    SETTINGS = {"class": {"sparsity": 0.194, "pseudo_label": "uniform_others", "stage1_lr": 0.000208, "epochs": 1,
+                          "forget_lr": 0.00184, "retain_lr": 0.0114, "retain_weight_decay": 0.00139,
+                          "retain_fraction": 0.408, "forget_batch_norm": "eval", "rows_target": -9.7},
                 "classes": {"sparsity": 0.697, "pseudo_label": "uniform_others", "stage1_lr": 0.00117,
                             "stage2_kl": 1.01, "forget_lr": 0.00319, "retain_lr": 0.0943,
                             "retain_weight_decay": 0.000325, "forget_batch_norm": "eval",
@@ -144,6 +151,10 @@ class WSSCLConfig(MethodConfig):
                              "as a Retrain's rows for classes it never saw only ever get; predictions of the other "
                              "classes stay exactly as they were (0 = off; class-wise forgetting only)", min=0, max=1000)
     rows_lr: float = option(0.2, "SGD learning rate (momentum 0.9) of the closing rows pass", min=1e-4, max=100.0)
+    rows_target: float = option(0.0, "after the rows pass (if any), lower each forgotten class's bias until the "
+                                "median logit-scaled confidence φ of its D_f images in their label is this — a "
+                                "Retrain's typical value; never raised (0 = off; one class: −9.7, the mean over "
+                                "validation Retrains)", min=-50.0, max=0.0)
     forget_batch_size: int = option(64, "forget (and negative retain) batch size", min=4, max=1024)
     retain_batch_size: int = option(128, "retain-round batch size", min=8, max=1024)
 
@@ -326,19 +337,27 @@ def unlearn(model, dataset, split, config: WSSCLConfig | None = None, *, device,
                                               limit=limit, step=retain_step, total=retain_total, lr_at=retain_lr,
                                               frozen_statistics=repair_head)
     # 4. stage 3: the forgotten classes' head rows only, pushed down over D_f (full batch on fixed features)
-    if config.rows_steps > 0 and split.forget_classes:
+    if (config.rows_steps > 0 or config.rows_target) and split.forget_classes:
         suppress_forgotten_rows(session.model, session.forget, split.forget_classes, config.rows_steps, config.rows_lr,
-                                log=session.log)
+                                target=config.rows_target or None, log=session.log)
     return session.finish()
 
 
-def suppress_forgotten_rows(model, forget: DeviceImages, classes, steps: int, lr: float, *, log=None) -> None:
+def suppress_forgotten_rows(model, forget: DeviceImages, classes, steps: int, lr: float, *,
+                            target: float | None = None, log=None) -> None:
     """Train only ``classes``' rows of ``model``'s head (in place) (weights and bias) for ``steps`` full-batch SGD steps to minimise
     −log P(not a forgotten class) over D_f — stage 1's `uniform_others` KL restricted to those rows: its gradient
     there is p_k · feature, a push down only. Every other row stays as it is, so no image whose top class is a
     retained one changes its prediction; images still given a forgotten class move to their best retained one.
     The features of ``forget`` (D_f) are the model's own, in eval mode and fp32 (as evaluated), computed once;
-    ``log(stage, step, total, loss=...)`` reports each step (`Session.log`: progress and cancel)."""
+    ``log(stage, step, total, loss=...)`` reports each step (`Session.log`: progress and cancel).
+
+    With ``target``, each forgotten class's bias is then lowered until the median over its D_f images of
+    φ = z_y − logsumexp_{c≠y} z_c (the per-example audit's statistic) is ``target``: for one class a bias shift
+    moves every φ by exactly that shift; for several, the classes' shifts touch each other's logsumexp, so the
+    shift is repeated until it settles. A bias is never raised (a class already below the target keeps its own),
+    so this too only pushes down and cannot change a retained prediction. With ``steps`` = 0 it is all stage 3
+    does (one progress step)."""
     model.eval()
     device = model.head.weight.device
     rows = torch.as_tensor(sorted(classes), device=device)
@@ -363,5 +382,21 @@ def suppress_forgotten_rows(model, forget: DeviceImages, classes, steps: int, lr
         if log is not None:
             log(stage, step, steps, loss=loss.detach())
     with torch.no_grad():
-        model.head.weight[rows] = row_weight.to(model.head.weight.dtype)
-        model.head.bias[rows] = row_bias.to(model.head.bias.dtype)
+        if target is not None:
+            row_bias = row_bias.detach().clone()
+            labels = forget.labels.to(device)
+            for _ in range(20):
+                logits = torch.empty(len(features), weight.shape[0], device=device)
+                logits[:, kept] = kept_logits
+                logits[:, rows] = features @ row_weight.detach().T + row_bias
+                own = logits.gather(1, labels[:, None]).squeeze(1)
+                others = logits.scatter(1, labels[:, None], float("-inf")).logsumexp(1)
+                phi = own - others
+                shifts = torch.stack([target - phi[labels == k].median() for k in rows]).clamp(max=0.0)
+                row_bias += shifts
+                if shifts.abs().max() < 1e-3:
+                    break
+            if steps == 0 and log is not None:
+                log(stage, 1, 1, loss=(logits.logsumexp(1) - kept_logits.logsumexp(1)).mean())
+        model.head.weight[rows] = row_weight.detach().to(model.head.weight.dtype)
+        model.head.bias[rows] = row_bias.detach().to(model.head.bias.dtype)
