@@ -12,7 +12,8 @@ Every variant is WSS-CL at its defaults for the setting with one part switched o
   the KL term, where the setting's defaults carry one);
 - ``contrastive_weight=0,stage2_kl=0``: no stage-2 forget rounds at all;
 - ``retain_lr=0``: no repair (the retain rounds skipped);
-- ``rows_steps=0``: no stage 3 (the forgotten classes' head rows; whole classes only).
+- ``rows_steps=0``: no stage 3 (the forgotten classes' head rows; whole classes only) — also ``rows_target=0``,
+  since one class's stage 3 is a bias shift rather than a rows pass.
 
 Settings and their forget sets (run seeds 0–2): single class (classes 1, 3, 6 paired with the seeds), several
 classes (0+6, 0+2+6, 1+5+8 paired with the seeds — none of them a tuning scenario), random 10 % (forget seed
@@ -44,7 +45,8 @@ VARIANTS = {
     "contrastive_weight=0": ["contrastive_weight=0"],
     "contrastive_weight=0,stage2_kl=0": ["contrastive_weight=0", "stage2_kl=0"],
     "retain_lr=0": ["retain_lr=0"],
-    "rows_steps=0": ["rows_steps=0"],
+    # stage 3 off: no rows pass and no bias shift (one class's stage 3 is the shift, `rows_target`)
+    "rows_steps=0": ["rows_steps=0", "rows_target=0"],
 }
 # variants that switch off something only some settings' defaults have
 ONLY = {"rows_steps=0": ("class", "classes")}

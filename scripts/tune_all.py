@@ -69,7 +69,7 @@ def one_study(method: str, setting: str, trials: int, storage: str) -> dict:
     study = run_study(method, setting, trials, executor=InlineExecutor(), storage=storage, device="cpu",
                       cpus=torch.get_num_threads())
     wall = time.perf_counter() - t0
-    best = choose(study, setting)
+    best = choose(study, setting, method)
     elapsed, matched = 0.0, None
     for trial in study.trials:
         if trial.datetime_start and trial.datetime_complete:

@@ -63,14 +63,17 @@ class WSSCLConfig(MethodConfig):
     # nearest a Retrain's (median φ; validation sets 1+9, 8+9: python -m scripts.calibrate_rows) — without it the
     # forgotten images stay far more confident than under a Retrain (median φ −3.0 to −5.0 against −8.7 to −10.7),
     # which a per-example audit singles out (docs/audit.md). For one class no rate fits every class after the
-    # gentle stages (0.2 overshot classes 3 and 5 to φ −32 / −54; 0.01, calibrated on them, still left Trouser far
-    # below its Retrains): stage 3 lowers the class's bias until D_f's median φ is a Retrain's typical value,
-    # −9.7 (the mean over the four validation sets' Retrains; `rows_target`, docs/tuning.md).
+    # gentle stages (0.2 overshot classes 3 and 5 to φ −32 / −54, and the two wanted rates 1.7× apart): stage 3
+    # lowers the class's bias until D_f's median φ is a Retrain's typical value,
+    # −9.7 (the mean over the four validation sets' Retrains; `rows_target`, docs/tuning.md), after a short pass
+    # (100 steps at lr 0.005, chosen on validation by the spread of φ it leaves: a shift alone kept it wider than
+    # a Retrain's).
     # Hand-picked images (`--setting samples`: two seed-1 draws of the shipped sets' rules, scored against their
     # Retrains): 0.33 better than the random defaults over three run seeds.
     SETTINGS = {"class": {"sparsity": 0.194, "pseudo_label": "uniform_others", "stage1_lr": 0.000208, "epochs": 1,
                           "forget_lr": 0.00184, "retain_lr": 0.0114, "retain_weight_decay": 0.00139,
-                          "retain_fraction": 0.408, "forget_batch_norm": "eval", "rows_target": -9.7},
+                          "retain_fraction": 0.408, "forget_batch_norm": "eval", "rows_steps": 100,
+                          "rows_lr": 0.005, "rows_target": -9.7},
                 "classes": {"sparsity": 0.697, "pseudo_label": "uniform_others", "stage1_lr": 0.00117,
                             "stage2_kl": 1.01, "forget_lr": 0.00319, "retain_lr": 0.0943,
                             "retain_weight_decay": 0.000325, "forget_batch_norm": "eval",
