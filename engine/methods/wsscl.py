@@ -86,8 +86,9 @@ class WSSCLConfig(MethodConfig):
     FAST = {"epochs": 1, "retain_fraction": 0.5}
     # Self-supervised original (a SimCLR encoder + linear probe; scripts/bench_selfsupervised.py): every stage
     # trains the probe only. Chosen by what the setting's exact answer is (an encoder that never saw labels plus a
-    # probe refit on D_r), not tuned: with the supervised scope the repair lifts RA/TA 8–11 points above that
-    # Retrain, and a probe-only repair cannot undo what stage 1 did to the encoder (docs/selfsupervised.md).
+    # probe refit on D_r), not tuned: with the supervised scope the repair lifts RA/TA 8–10 points above that
+    # Retrain on random forget sets, and a probe-only repair cannot undo what stage 1 did to the encoder
+    # (docs/selfsupervised.md; for one class the gentle one-epoch defaults stay close either way).
     SELF_SUPERVISED = {"scope": "head"}
     # step 0-1: saliency and guidance
     guidance: str = option("soft", "how saliency guides updates: soft w=min(1,s/γ), sigmoid, hard mask, none",
