@@ -12,9 +12,9 @@ from app import settings
 from app.jobs import manager
 
 # Seconds per job before one of its kind has finished in this process, measured on the 2-core CPU with nothing
-# else running. Real settings (scripts.bench_app, 6 December 2026, 8-epoch bf16 checkpoints): a WSS-CL job's
-# metrics 16-19 s after Start, its insights after that; a background Retrain done 31 s after the run's metrics
-# (21-22 s of training). Fast mode (docs/hardening.md, load test of 2 December 2026): 13-18 s per job with 4
+# else running. Real settings (scripts.bench_app, 7 December 2026, 8-epoch bf16 checkpoints, one-class defaults of
+# that day): a one-class WSS-CL job's metrics 8-9 s after Start, its insights after that; a background Retrain done
+# 32-35 s after the run's metrics (21-22 s of training). Fast mode (docs/hardening.md, load test of 2 December 2026): 13-18 s per job with 4
 # sessions, 21-32 s with 8 (the browsers share the cores).
 ESTIMATE_S = {"unlearn": 25.0, "reference": 20.0, "audit": 30.0} if settings.FAST else \
     {"unlearn": 25.0, "reference": 30.0, "audit": 90.0}     # audit: 7 more WSS-CL runs of ≈ 10 s with φ
