@@ -67,7 +67,7 @@ def main(argv=None) -> None:
             if lr:
                 suppress_forgotten_rows(net, forget, classes, args.steps, lr, target=shift_to)
                 distance[(lr, shift_to)].append(abs(float(np.median(phi(net, split.forget)) - np.median(target))))
-            label = ("WSS-CL, no stage 3" if not lr else f"WSS-CL, stage 3 bias only" if not args.steps
+            label = ("WSS-CL, no stage 3" if not lr else "WSS-CL, stage 3 bias only" if not args.steps
                      else f"WSS-CL, stage 3 {args.steps} steps at lr {lr:g}")
             label += f", bias to median φ {shift_to:g}" if shift_to is not None else ""
             print(f"| {text} | {label} | {quantiles(phi(net, split.forget))} | "

@@ -389,18 +389,18 @@ def suppress_forgotten_rows(model, forget: DeviceImages, classes, steps: int, lr
         if target is not None:
             row_bias = row_bias.detach().clone()
             labels = forget.labels.to(device)
+            logits = torch.empty(len(features), weight.shape[0], device=device)
+            logits[:, kept] = kept_logits
             for _ in range(20):
-                logits = torch.empty(len(features), weight.shape[0], device=device)
-                logits[:, kept] = kept_logits
                 logits[:, rows] = features @ row_weight.detach().T + row_bias
                 own = logits.gather(1, labels[:, None]).squeeze(1)
-                others = logits.scatter(1, labels[:, None], float("-inf")).logsumexp(1)
-                phi = own - others
+                phi = own - logits.scatter(1, labels[:, None], float("-inf")).logsumexp(1)
                 shifts = torch.stack([target - phi[labels == k].median() for k in rows]).clamp(max=0.0)
                 row_bias += shifts
                 if shifts.abs().max() < 1e-3:
                     break
             if steps == 0 and log is not None:
+                logits[:, rows] = features @ row_weight.detach().T + row_bias
                 log(stage, 1, 1, loss=(logits.logsumexp(1) - kept_logits.logsumexp(1)).mean())
         model.head.weight[rows] = row_weight.detach().to(model.head.weight.dtype)
         model.head.bias[rows] = row_bias.detach().to(model.head.bias.dtype)
