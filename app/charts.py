@@ -21,8 +21,7 @@ METRIC_HELP = {
 _LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), font=dict(size=12), template="plotly_white")
 
 
-def gauge(metric: str, value: float, reference: Optional[float], original: Optional[float]) -> go.Figure:
-    """One metric as a gauge: the needle is the run, the delta is against Retrain, the tick is the original."""
+def _indicator(metric: str, value: float, reference: Optional[float], original: Optional[float]) -> dict:
     title = METRIC_HELP.get(metric, (metric, ""))[0]
     indicator = dict(mode="gauge+number", value=float(value), number={"suffix": " %", "valueformat": ".1f"},
                      title={"text": title, "font": {"size": 14}},
@@ -37,7 +36,24 @@ def gauge(metric: str, value: float, reference: Optional[float], original: Optio
     if original is not None and np.isfinite(original):
         indicator["gauge"]["steps"] = [{"range": [0, float(original)], "color": "#e9ecef"},
                                        {"range": [float(original), 100], "color": "#f8f9fa"}]
-    fig = go.Figure(go.Indicator(**indicator))
+    return indicator
+
+
+def gauge(metric: str, value: float, reference: Optional[float], original: Optional[float]) -> go.Figure:
+    """One metric as a gauge: the needle is the run, the delta is against Retrain, the tick is the original."""
+    fig = go.Figure(go.Indicator(**_indicator(metric, value, reference, original)))
+    fig.update_layout(height=210, margin=dict(l=25, r=25, t=50, b=5))
+    return fig
+
+
+def gauges(rows: Sequence[tuple[str, float, Optional[float], Optional[float]]]) -> go.Figure:
+    """Several gauges side by side in one figure (one chart for the browser to draw instead of one per metric):
+    ``rows`` = (metric, value, Retrain's value or None, original's value or None), left to right."""
+    fig = go.Figure()
+    n = max(1, len(rows))
+    for i, (metric, value, reference, original) in enumerate(rows):
+        fig.add_trace(go.Indicator(**_indicator(metric, value, reference, original),
+                                   domain={"x": [i / n + 0.035, (i + 1) / n - 0.035], "y": [0, 1]}))
     fig.update_layout(height=210, margin=dict(l=25, r=25, t=50, b=5))
     return fig
 

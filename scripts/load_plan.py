@@ -270,7 +270,9 @@ def markdown(summary: dict) -> str:
               f"((peak − one visit) / sessions: {v(s['rss_per_session_mb'], ' MB')}) |",
               f"| server CPU during the load · per session | {v(s['cpu_load_s'])} · {v(s['cpu_per_session_s'])} |",
               f"| chromium + driver (the client) CPU · peak RSS sum | {v(c['cpu_s'])} · {v(c['rss_peak_mb'], ' MB')} |",
-              f"| machine | {summary['machine']}; client at nice {summary.get('client_nice', 0)} |",
+              f"| machine | {summary['machine']}; client at nice {summary.get('client_nice', 0)}"
+              + (f"; server on cores {summary['server_cpus']}, client on {summary['client_cpus']}"
+                 if summary.get("server_cpus") else "") + " |",
               "", "checks: " + ", ".join(f"{k} {'✓' if ok else '✗'}" for k, ok in summary["checks"].items()),
               "bars: " + (", ".join(f"{k} {'✓' if ok else '✗'}" for k, ok in summary["bars"].items()) or "none")]
     return "\n".join(lines)

@@ -125,8 +125,10 @@ class Sampler(threading.Thread):
 
 
 # ---------------------------------------------------------------------------------------------- server
-def start_server(runs: Path, log: Path, fast: bool, trace: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """The app on a free loopback port, healthy; ``trace``: the file its script runs are timed into (app/trace.py)."""
+def start_server(runs: Path, log: Path, fast: bool, trace: Path | None = None,
+                 cpus: set[int] | None = None) -> tuple[subprocess.Popen, str]:
+    """The app on a free loopback port, healthy; ``trace``: the file its script runs are timed into (app/trace.py);
+    ``cpus``: the only cores it (every thread, the worker's included) may run on."""
     port = free_port()
     env = {**os.environ, "UNLEARNING_LAB_RUNS": str(runs), "OMP_WAIT_POLICY": "PASSIVE",
            "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))}
@@ -143,7 +145,9 @@ def start_server(runs: Path, log: Path, fast: bool, trace: Path | None = None) -
                                # A session (so a scheduler autogroup) of its own: --client-nice renices the
                                # client's autogroups, and Playwright's driver shares this script's — before this,
                                # that reniced the server (and its worker process) to the client's niceness too.
-                               start_new_session=True)
+                               start_new_session=True,
+                               # set in the child before exec: every thread it starts inherits the mask
+                               preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
     while time.time() < deadline and process.poll() is None:

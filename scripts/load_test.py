@@ -74,15 +74,31 @@ async def navigate(page, target: str, timeout_s: float) -> float:
     return time.time() - began
 
 
-async def scan_errors(page, row: dict):
-    """Any exception or error box on the page, once per distinct text."""
+# One round trip per look at a page: the error boxes' texts and whether the texts the loop waits for are there.
+# (Three Playwright locator queries per session every half second — each a walk of the page's DOM by the text
+# engine plus a hop through the driver — were much of the client's CPU with 16 sessions on shared cores.)
+LOOK = """([errors, texts]) => {
+    const body = document.body ? document.body.textContent : "";
+    return {errors: Array.from(document.querySelectorAll(errors), e => e.innerText),
+            found: texts.map(t => body.includes(t))};
+}"""
+
+
+async def look(page, row: dict, texts: tuple[str, ...] = ()) -> list[bool]:
+    """Record any exception or error box on the page (once per distinct text); whether each of ``texts`` is on it."""
     try:
-        for text in await page.locator(ERRORS).all_inner_texts():
-            text = " ".join(text.split())[:400]
-            if text not in row["errors"]:
-                row["errors"].append(text)
+        seen = await page.evaluate(LOOK, [ERRORS, list(texts)])
     except Exception:  # noqa: BLE001 — the page was replaced while it was read: read it next time
-        pass
+        return [False] * len(texts)
+    for text in seen["errors"]:
+        text = " ".join(text.split())[:400]
+        if text not in row["errors"]:
+            row["errors"].append(text)
+    return seen["found"]
+
+
+async def scan_errors(page, row: dict):
+    await look(page, row)
 
 
 async def suggested_class(browser, url: str, timeout_s: float) -> tuple[str, str, float]:
@@ -197,15 +213,18 @@ async def session(browser, load: Load, k: int) -> dict:
     clicked = time.time()
     load.clicked_at = load.clicked_at or clicked
     await page.get_by_role("button", name=START).click()
-    where, last_probe, finished = "run", time.time(), False
+    # the sessions' probes are spread evenly over one period (session k first probes (k+1)/N of it after Start):
+    # students do not click in step, and N pages switched in the same instant time the harness's own burst
+    where, finished = "run", False
+    next_probe = clicked + (k + 1) / len(load.choices) * args.probe_every
     deadline = clicked + args.wait
     try:
         while time.time() < deadline and not (finished and load.all_done.is_set()):
-            await scan_errors(page, row)
+            queued, ready = await look(page, row, (QUEUED, RESULTS_READY))
             if not finished and where == "run":
-                if await page.get_by_text(QUEUED).count():
+                if queued:
                     row["saw_queue"] = True
-                if await page.get_by_text(RESULTS_READY).count():
+                if ready:
                     await navigate(page, "results", args.page_timeout)
                     where = "results"
                     await read_results(page, load, k, row)
@@ -216,7 +235,7 @@ async def session(browser, load: Load, k: int) -> dict:
                     load.count("done", load.all_done)
                     await scan_errors(page, row)
                     continue
-            if time.time() - last_probe >= args.probe_every:    # away and back: both navigations are timed
+            if time.time() >= next_probe:                         # away and back: both navigations are timed
                 back = "results" if finished else "run"
                 for target in ("choose", back):
                     try:
@@ -226,13 +245,13 @@ async def session(browser, load: Load, k: int) -> dict:
                         row.setdefault("probe_timeouts", 0)
                         row["probe_timeouts"] += 1
                     await scan_errors(page, row)
-                where, last_probe = back, time.time()
+                where, next_probe = back, max(next_probe + args.probe_every, time.time())
                 if finished:
                     try:
                         await read_results(page, load, k, row)   # still its own run, while the others finish
                     except Exception as error:  # noqa: BLE001 — recorded: the Results page did not come back
                         row.setdefault("recheck_errors", []).append(f"{type(error).__name__}: {str(error)[:200]}")
-            await page.wait_for_timeout(500)
+            await page.wait_for_timeout(500 if not finished else 1000)   # after the results: only errors to scan
         if not finished:
             row["timeout"] = f"no own results {args.wait:.0f} s after Start"
             await page.screenshot(path=str(args.out / f"session-{k}-timeout.png"), full_page=True)
@@ -294,7 +313,9 @@ def parse(argv=None):
     parser.add_argument("--out", type=Path, default=REPO / "artifacts" / "load")
     parser.add_argument("--wait", type=float, default=None,
                         help="seconds a session waits for its results after Start (default 900 fast, 3600 real)")
-    parser.add_argument("--probe-every", type=float, default=5.0, help="seconds between page-response probes")
+    parser.add_argument("--probe-every", type=float, default=5.0,
+                        help="seconds between page-response probes (one away-and-back each), per session; the "
+                             "sessions' probes are spread evenly over this period")
     parser.add_argument("--page-timeout", type=float, default=120.0, help="seconds one navigation may take")
     parser.add_argument("--setup-timeout", type=float, default=300.0,
                         help="seconds a session's setup step (first page, tick, open Run) may take before Start")
@@ -306,18 +327,27 @@ def parse(argv=None):
                              "this niceness, the server at the caller's: on one machine the N browsers otherwise "
                              "take most of the CPU a hosted server has to itself (its visitors' browsers run on "
                              "their own machines)")
+    parser.add_argument("--split-cpus", type=int, default=0, metavar="K",
+                        help="the server (every thread, the worker's included) on the first K cores only and the "
+                             "client (this script, the observer, the browser) on the others: on one machine, the "
+                             "closest thing to a hosted server whose visitors' browsers run on their own machines — "
+                             "neither side can take the other's cores, whatever its priority")
     parser.add_argument("--observer", action="store_true",
                         help="one more student with a browser of their own (scripts/load_observer.py: its own "
                              "session at normal priority, not reniced by --client-nice), probing pages all through "
                              "the load; its page response is reported beside the sessions' and has the same bar")
+    parser.add_argument("--observer-every", type=float, default=5.0,
+                        help="seconds between the observer's probes (its own pace: one student clicking often)")
     parser.add_argument("--enforce-bars", action="store_true", help="exit 1 when a time bar is missed too")
     parser.add_argument("--bar-all-s", type=float, default=None, help="every session's results within (classroom: 180)")
     parser.add_argument("--bar-shared-lag-s", type=float, default=None, help="classroom: 10")
     parser.add_argument("--bar-page-s", type=float, default=2.0)
     args = parser.parse_args(argv)
+    if args.split_cpus and not 0 < args.split_cpus < len(os.sched_getaffinity(0)):
+        parser.error(f"--split-cpus must leave a core to each side: 1..{len(os.sched_getaffinity(0)) - 1}")
     if not 1 <= args.sessions <= 64:
         parser.error(f"--sessions must lie in 1..64, not {args.sessions}")
-    if args.probe_every <= 0 or args.page_timeout <= 0 or args.setup_timeout <= 0 or (args.wait is not None and args.wait <= 0):
+    if args.probe_every <= 0 or args.observer_every <= 0 or args.page_timeout <= 0 or args.setup_timeout <= 0 or (args.wait is not None and args.wait <= 0):
         parser.error("--probe-every, --page-timeout, --setup-timeout and --wait must be positive")
     if args.scenario == "classroom":
         args.bar_all_s = 180.0 if args.bar_all_s is None else args.bar_all_s
@@ -340,14 +370,20 @@ def main(argv=None) -> int:
     runs = Path(tempfile.mkdtemp(prefix="load-runs-"))
     trace_path = args.out / "trace.jsonl"               # the server times its own script runs (app/trace.py)
     trace_path.unlink(missing_ok=True)
-    process, args.url = start_server(runs, args.out / "server.log", args.fast, trace=trace_path)
+    server_cpus = client_cpus = None
+    if args.split_cpus:                  # two machines in one: the server on its cores, the browsers on the others
+        cores = sorted(os.sched_getaffinity(0))
+        server_cpus, client_cpus = set(cores[:args.split_cpus]), set(cores[args.split_cpus:])
+    process, args.url = start_server(runs, args.out / "server.log", args.fast, trace=trace_path, cpus=server_cpus)
+    if client_cpus:                      # this script, the observer and the browser (all started from here on)
+        os.sched_setaffinity(0, client_cpus)
     observer = observer_out = observer_stop = None
     if args.observer:                # started before this script renices itself: it keeps normal priority
         observer_out, observer_stop = args.out / "observer.json", args.out / "observer.stop"
         observer_out.unlink(missing_ok=True)
         observer_stop.unlink(missing_ok=True)
         observer = subprocess.Popen([sys.executable, "-m", "scripts.load_observer", "--url", args.url, "--out",
-                                     str(observer_out), "--stop", str(observer_stop), "--every", str(args.probe_every),
+                                     str(observer_out), "--stop", str(observer_stop), "--every", str(args.observer_every),
                                      "--timeout", str(args.page_timeout)], cwd=REPO, start_new_session=True,
                                     stdout=open(args.out / "observer.log", "w"), stderr=subprocess.STDOUT)
     if args.client_nice:            # from here on this process and what it starts (the browser) yield to the server
@@ -420,6 +456,8 @@ def main(argv=None) -> int:
                f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end",
                "worker": os.environ.get("UNLEARNING_LAB_WORKER") or "thread",
                "worker_nice": os.environ.get("UNLEARNING_LAB_WORKER_NICE"), "client_nice": args.client_nice,
+               "server_cpus": sorted(server_cpus) if server_cpus else None,
+               "client_cpus": sorted(client_cpus) if client_cpus else None,
                "choices": [load_plan.choice_dict(c) for c in load.choices], "per_session": rows,
                "figures": figures, "server": server, "client": client, "checks": checks, "bars": bar_results,
                "records": [{k: v for k, v in r.items() if k != "metrics_all"} for r in records]}

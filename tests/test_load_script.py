@@ -122,6 +122,21 @@ def test_two_sessions_in_a_real_browser(tmp_path, scenario):
     assert summary["figures"]["server_start_to_results_s"]              # and saw the Start and the results link
 
 
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs Debian's chromium at /usr/bin/chromium")
+def test_page_cost_times_a_page_switch_on_both_sides(tmp_path):
+    # one session in a real browser, fast mode: Choose <-> Results once; the sizing figures are all measured
+    result = subprocess.run([sys.executable, "-m", "scripts.page_cost", "--fast", "--trips", "1", "--out",
+                             str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-3000:])
+    summary = json.loads((tmp_path / "page_cost.json").read_text())
+    assert summary["sessions"] == 1 and summary["mode"] == "fast" and set(summary["pages"]) == {"choose", "results"}
+    for page in summary["pages"].values():
+        assert page["trips"] == 1 and 0 < page["heading_s"] <= page["settled_s"] + 0.5
+        assert page["browser_cpu_s"] > 0 and page["server_cpu_s"] > 0 and page["server_script_s"] > 0
+    assert (tmp_path / "results.png").stat().st_size > 10_000
+    assert "| results |" in result.stdout
+
+
 def test_the_table_names_every_session_and_every_check(tmp_path):
     choices = load_plan.plan("classroom", 4, "Trouser")
     rows = rows_for(choices)

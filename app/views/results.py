@@ -52,12 +52,10 @@ if reference is None:
             pipeline.submit_reference(state.session_id(), spec)
             st.rerun()
 
-cols = st.columns(4)
-for col, key in zip(cols, ui.METRIC_KEYS):
-    with col:
-        st.plotly_chart(charts.gauge(key, metrics[key], reference.get(key) if reference else None, original.get(key)),
-                        config={"displayModeBar": False}, key=f"gauge-{key}")
-        st.caption(charts.METRIC_HELP[key][1])
+st.plotly_chart(charts.gauges([(key, metrics[key], reference.get(key) if reference else None, original.get(key))
+                               for key in ui.METRIC_KEYS]), config={"displayModeBar": False}, key="gauges")
+for col, key in zip(st.columns(4), ui.METRIC_KEYS):
+    col.caption(charts.METRIC_HELP[key][1])
 st.caption("Needle: this run · orange mark: Retrain (exact unlearning), the delta is against it · "
            "shaded part: the original model before unlearning.")
 
