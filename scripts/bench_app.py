@@ -70,11 +70,18 @@ def main() -> None:
     parser.add_argument("--class-index", type=int, default=7, help="class to forget (default 7, Sneaker)")
     parser.add_argument("--out", default=str(REPO / "artifacts" / "bench_app.json"))
     args = parser.parse_args()
+    if not 0 <= args.class_index <= 9:
+        parser.error(f"--class-index must lie in 0..9, not {args.class_index}")
+    if args.class_index == 1 and not args.fast:     # its run with the defaults is the shipped guided tour's
+        parser.error("--class-index 1 (Trouser) is the guided tour's run: with the real defaults it is served at once "
+                     "from the shipped run, not computed; pick another class")
     from playwright.sync_api import sync_playwright
 
     port = free_port()
     runs = tempfile.mkdtemp(prefix="bench-runs-")
     env = {**os.environ, "UNLEARNING_LAB_RUNS": runs, "NUMBA_CACHE_DIR": str(REPO / ".numba_cache"),
+           # no classroom runs (./prepared): the runs timed here are computed, never served from a prepared one
+           "UNLEARNING_LAB_PREPARED": tempfile.mkdtemp(prefix="bench-no-prepared-"),
            **({"UNLEARNING_LAB_FAST": "1"} if args.fast else {})}
     results = {"load_average_before": os.getloadavg(), "fast": args.fast, "cpu_count": os.cpu_count()}
     spawned = time.time()

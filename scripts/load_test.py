@@ -57,6 +57,7 @@ HYPER_TITLE = "Hyperparameters"
 NUMBER_INPUT = '[data-testid="stNumberInput"]'         # found by its label text (a <label for=...>, no aria-label)
 START = "Start"                                      # the Run page's button
 RESULTS_READY = "See the results"                    # the Run page's link once this session's run has metrics
+                                                     # (a shared result: Start opens the Results page itself)
 QUEUED = "in the queue"
 GAUGES = ".js-plotly-plot .indicatorlayer"
 RESULTS_HEADER = re.compile(r" on .*seed \d+")       # "**WSS-CL** on **class Trouser** · cpu · seed 0"
@@ -79,22 +80,24 @@ async def navigate(page, target: str, timeout_s: float) -> float:
 # engine plus a hop through the driver — were much of the client's CPU with 16 sessions on shared cores.)
 LOOK = """([errors, texts]) => {
     const body = document.body ? document.body.textContent : "";
+    const h1 = document.querySelector("h1");
     return {errors: Array.from(document.querySelectorAll(errors), e => e.innerText),
-            found: texts.map(t => body.includes(t))};
+            found: texts.map(t => body.includes(t)), heading: h1 ? h1.textContent.trim() : ""};
 }"""
 
 
-async def look(page, row: dict, texts: tuple[str, ...] = ()) -> list[bool]:
-    """Record any exception or error box on the page (once per distinct text); whether each of ``texts`` is on it."""
+async def look(page, row: dict, texts: tuple[str, ...] = ()) -> tuple[list[bool], str]:
+    """Record any exception or error box on the page (once per distinct text); whether each of ``texts`` is on it,
+    and the page's heading."""
     try:
         seen = await page.evaluate(LOOK, [ERRORS, list(texts)])
     except Exception:  # noqa: BLE001 — the page was replaced while it was read: read it next time
-        return [False] * len(texts)
+        return [False] * len(texts), ""
     for text in seen["errors"]:
         text = " ".join(text.split())[:400]
         if text not in row["errors"]:
             row["errors"].append(text)
-    return seen["found"]
+    return seen["found"], seen["heading"]
 
 
 async def scan_errors(page, row: dict):
@@ -220,12 +223,13 @@ async def session(browser, load: Load, k: int) -> dict:
     deadline = clicked + args.wait
     try:
         while time.time() < deadline and not (finished and load.all_done.is_set()):
-            queued, ready = await look(page, row, (QUEUED, RESULTS_READY))
+            (queued, ready), heading = await look(page, row, (QUEUED, RESULTS_READY))
             if not finished and where == "run":
                 if queued:
                     row["saw_queue"] = True
-                if ready:
-                    await navigate(page, "results", args.page_timeout)
+                if ready or heading == HEADINGS["results"]:     # a shared result: Start opened Results itself
+                    if heading != HEADINGS["results"]:
+                        await navigate(page, "results", args.page_timeout)
                     where = "results"
                     await read_results(page, load, k, row)
                     row["start_to_results_s"] = round(time.time() - clicked, 1)

@@ -18,10 +18,15 @@ KEYS = ("UNLEARNING_LAB_FAST", "UNLEARNING_LAB_RUNS", "UNLEARNING_LAB_NO_WARMUP"
 
 
 @contextlib.contextmanager
-def fast_lab(runs: Path):
-    """UNLEARNING_LAB_FAST=1, runs under ``runs``, no warm-up; app.settings re-read; all restored afterwards."""
+def fast_lab(runs: Path, fast: bool = True):
+    """UNLEARNING_LAB_FAST=1 (unset with ``fast=False``: the real defaults), runs under ``runs``, no warm-up;
+    app.settings re-read; all restored afterwards."""
     saved = {key: os.environ.get(key) for key in KEYS}
-    os.environ.update(UNLEARNING_LAB_FAST="1", UNLEARNING_LAB_RUNS=str(runs), UNLEARNING_LAB_NO_WARMUP="1")
+    os.environ.update(UNLEARNING_LAB_RUNS=str(runs), UNLEARNING_LAB_NO_WARMUP="1")
+    if fast:
+        os.environ["UNLEARNING_LAB_FAST"] = "1"
+    else:
+        os.environ.pop("UNLEARNING_LAB_FAST", None)
     os.environ.setdefault("NUMBA_CACHE_DIR", str(REPO / ".numba_cache"))
     from app import settings
 

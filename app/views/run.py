@@ -112,10 +112,11 @@ elif start and spec is not None:
             st.error(str(error), icon=":material/hourglass_top:")
         else:
             trace.mark("start", how=started.how, run=started.run_id, job=started.job_id)
-            if started.how == "shared":
+            if started.how == "shared":           # computed already: its results open at once, marked shared
                 state.add_shared_run(started.run_id)
                 state.set_current_run(started.run_id)
-                st.toast("This exact run was already computed: its results open at once (shared result).")
+                trace.mark("results_link", run=started.run_id)
+                st.switch_page("views/results.py")
             else:
                 state.add_job(started.job_id)
                 st.toast("Run queued — it starts as soon as the device is free." if started.how == "new" else
