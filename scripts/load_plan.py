@@ -199,7 +199,8 @@ def server_figures(trace: list[dict], began: Optional[float], ended: Optional[fl
     Page response on the server: each script run's duration (start → last element sent to the page), for every
     run that started between ``began`` (the first Start click) and ``ended`` (the last session's results) — what the
     server took, without the browser's drawing. Shared results on the server: per session, its first Start and the
-    first time after it that its Run page offered results (``results_link``); sessions are grouped by the run they
+    end of the first script run after it that offered results — the Run page's link (``results_link``) or the Results
+    page drawing the run (``results``: a shared result, which Start opens at once); sessions are grouped by the run they
     were offered, and a session's lag is the time from when both its run existed and it had asked (the later of the
     group's first results and its own Start) to its results — the biggest group is the suggested one."""
     if began is None:
@@ -216,7 +217,7 @@ def server_figures(trace: list[dict], began: Optional[float], ended: Optional[fl
         for m in r.get("marks", []):
             if m["name"] == "start" and r["session"] not in asked:
                 asked[r["session"]] = r["t0"]           # the run that handled the click: about when it arrived
-            elif (m["name"] == "results_link" and r["session"] in asked and r["session"] not in offered
+            elif (m["name"] in ("results_link", "results") and r["session"] in asked and r["session"] not in offered
                   and m.get("run")):
                 offered[r["session"]] = (r["t1"], m["run"])
     groups: dict[str, list[str]] = {}

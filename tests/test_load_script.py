@@ -203,15 +203,17 @@ def test_the_server_side_figures_come_from_the_apps_trace():
              run("c", "Run", 11.0, 11.2, {**start, "t": 11.1}),
              run("c", "Run", 30.0, 30.6, {"name": "results_link", "run": "own"}),
              run("c", "Results", 31.0, 33.0),
+             run("e", "Run", 14.0, 14.3, {**start, "t": 14.1}),                 # Start opened Results itself:
+             run("e", "Results", 14.3, 15.0, {"name": "results", "run": "tour", "t": 14.9}),   # offered at 15.0
              run("d", "Choose", 40.0, 41.0)]                                    # after the load: not counted
     figures = load_plan.server_figures(trace, 10.0, 35.0)
-    assert figures["server_page_runs"] == 6
+    assert figures["server_page_runs"] == 8
     assert figures["server_page_run_max_s"] == 2.0 and figures["server_page_run_max_by_page_s"] == {"Results": 2.0,
                                                                                                    "Run": 1.5}
-    assert figures["server_shared_sessions"] == 2
+    assert figures["server_shared_sessions"] == 3
     assert figures["server_shared_lag_max_s"] == 9.5            # b: offered at 21.5, asked at 12.0 (after a's 10.5)
     assert figures["server_shared_last_minus_first_s"] == 11.0
-    assert figures["server_start_to_results_s"] == [0.5, 9.5, 19.6]
+    assert figures["server_start_to_results_s"] == [0.5, 1.0, 9.5, 19.6]
     assert load_plan.server_figures(trace, None, None) == {"server_page_runs": 0}
 
 

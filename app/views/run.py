@@ -115,8 +115,7 @@ elif start and spec is not None:
             if started.how == "shared":           # computed already: its results open at once, marked shared
                 state.add_shared_run(started.run_id)
                 state.set_current_run(started.run_id)
-                trace.mark("results_link", run=started.run_id)
-                st.switch_page("views/results.py")
+                st.switch_page("views/results.py")      # (the trace's "results" mark: when the server drew it)
             else:
                 state.add_job(started.job_id)
                 st.toast("Run queued — it starts as soon as the device is free." if started.how == "new" else
