@@ -6,8 +6,9 @@ With it set, every full script run of every session appends one JSON line to tha
 (``None``: the script ran to its end; else the exception Streamlit stopped it with, e.g. a rerun or a page
 switch), and the marks the pages set on the way (``mark("start", how=...)``: the Start button was handled;
 ``mark("results_link", run=...)``: the Run page offered this run's results; ``mark("results", run=...)``: the
-Results page drew this run — for a shared result Start opens it at once, so that is the offer). ``scripts/load_test.py`` reads it to time the server's side of each page apart from
-the browser's (on one machine the browsers and the server share the CPU).
+Results page drew this run — for a shared result Start opens it at once, so that is the offer).
+``scripts/load_test.py`` reads it to time the server's side of each page apart from the browser's (on one machine
+the browsers and the server share the CPU).
 
 The cost when off is one dictionary lookup per run; when on, one small write per run.
 """
