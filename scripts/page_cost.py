@@ -32,6 +32,7 @@ from pathlib import Path
 
 from app import trace as app_trace
 from scripts import load_test as lt
+from scripts.load_plan import Choice
 from scripts.load_server import process_tree, start_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -78,10 +79,7 @@ async def measure(args) -> dict:
                 page.set_default_timeout(args.timeout * 1000)
                 await page.goto(url)
                 await page.get_by_text(lt.HOME_READY).first.wait_for()
-                await lt.navigate(page, "choose", args.timeout)
-                await page.locator(lt.CLASS_BOX).filter(has=page.get_by_text("Trouser", exact=True)).first.click()
-                await page.get_by_text(lt.CHOSEN.format(name="Trouser")).first.wait_for()
-                await lt.navigate(page, "run", args.timeout)
+                await lt.choose(page, Choice("Trouser"), args.timeout)      # the load test's own steps
                 return page
 
             pages = [await open_session() for _ in range(args.sessions)]     # one after the other: setup, untimed
